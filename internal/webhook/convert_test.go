@@ -1,0 +1,332 @@
+package webhook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+)
+
+var received = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func readSample(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
+	t.Helper()
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustValue(t *testing.T, v any) *structpb.Value {
+	t.Helper()
+	s, err := structpb.NewValue(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const sampleMessageID = "MM2aa0db1b276eaeaa5d730d5aa34167f2"
+
+// TestSamples converts the four documented samples and checks every field.
+func TestSamples(t *testing.T) {
+	const failText = "You have attempted to send a message to a number that is either a landline number or is an invalid number. (code: 21614)"
+	statusEvent := func(status eventsv1.Status, code string) *eventsv1.Event {
+		return &eventsv1.Event{
+			Id:           EventID(sampleMessageID, "status_update", code, nil),
+			ReceivedAt:   timestamppb.New(received),
+			Type:         eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE,
+			EventCode:    "status_update",
+			Provider:     eventsv1.Provider_PROVIDER_TWILIO_WHATSAPP,
+			ProviderCode: "twlowa",
+			ChannelKey:   "twlowa_15550001111",
+			MessageId:    sampleMessageID,
+			Payload: &eventsv1.Event_StatusUpdate{StatusUpdate: &eventsv1.StatusUpdateEvent{
+				Status: status, StatusCode: code,
+			}},
+		}
+	}
+	failed := statusEvent(eventsv1.Status_STATUS_FAILED, "failed")
+	failed.GetStatusUpdate().Error = &eventsv1.StatusError{
+		Code:    "21614",
+		Message: failText,
+		Details: mustValue(t, map[string]any{"code": 21614, "message": failText}),
+	}
+	failed.GetStatusUpdate().ProviderError = mustStruct(t, map[string]any{
+		"status": 400, "code": 21614, "moreInfo": "https://www.twilio.com/docs/errors/21614", "error": true,
+	})
+
+	tests := []struct {
+		file, channel string
+		want          *eventsv1.Event
+	}{
+		{"message_twlo.json", "", &eventsv1.Event{
+			Id:           EventID(sampleMessageID, "message", "", nil),
+			ReceivedAt:   timestamppb.New(received),
+			Type:         eventsv1.EventType_EVENT_TYPE_MESSAGE,
+			EventCode:    "message",
+			Provider:     eventsv1.Provider_PROVIDER_TWILIO_SMS,
+			ProviderCode: "twlo",
+			ChannelKey:   "twlo_16311113333",
+			MessageId:    sampleMessageID,
+			Payload: &eventsv1.Event_Message{Message: &eventsv1.MessageEvent{
+				Direction:     eventsv1.Direction_DIRECTION_INCOMING,
+				DirectionCode: "incoming",
+				FromNumber:    "16311112222",
+				ToNumber:      "16311113333",
+				Text:          "Hello World!",
+				Contact: &eventsv1.Contact{
+					Id:              123,
+					Name:            "Emily Johnson",
+					PhoneNumber:     "16311112222",
+					PhoneNumberCc:   "",
+					ExtraFields:     mustStruct(t, map[string]any{"city": "Ahmedabad", "country": "India"}),
+					ExtraFieldsJson: `{"city": "Ahmedabad", "country": "India"}`,
+					CreatedAt:       timestamppb.New(time.Date(2025, 7, 11, 11, 29, 46, 0, time.UTC)),
+					UpdatedAt:       timestamppb.New(time.Date(2025, 8, 4, 12, 29, 21, 0, time.UTC)),
+					IsBlocked:       false,
+				},
+				Timestamp: timestamppb.New(time.UnixMilli(1754455905897)),
+			}},
+		}},
+		{"status_sent.json", "twlowa_15550001111", statusEvent(eventsv1.Status_STATUS_SENT, "sent")},
+		{"status_delivered.json", "twlowa_15550001111", statusEvent(eventsv1.Status_STATUS_DELIVERED, "delivered")},
+		{"status_failed.json", "twlowa_15550001111", failed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readSample(t, tt.file)
+			got, err := Convert(body, tt.channel, received)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want.RawJson = body
+			if diff := cmp.Diff(tt.want, got, protocmp.Transform()); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEventIDs(t *testing.T) {
+	sent, _ := Convert(readSample(t, "status_sent.json"), "", received)
+	sentAgain, _ := Convert(readSample(t, "status_sent.json"), "twlo_1", received.Add(time.Hour))
+	delivered, _ := Convert(readSample(t, "status_delivered.json"), "", received)
+	message, _ := Convert(readSample(t, "message_twlo.json"), "", received)
+	if sent.GetId() != sentAgain.GetId() {
+		t.Errorf("a retried webhook got another id: %s, %s", sent.GetId(), sentAgain.GetId())
+	}
+	ids := map[string]bool{sent.GetId(): true, delivered.GetId(): true, message.GetId(): true}
+	if len(ids) != 3 {
+		t.Errorf("sent, delivered and message share ids: %v", ids)
+	}
+	for id := range ids {
+		if len(id) != 35 || !strings.HasPrefix(id, "ev_") {
+			t.Errorf("id %q is not ev_ and 32 hex digits", id)
+		}
+	}
+	noID1, _ := Convert([]byte(`{"event":"ping","n":1}`), "", received)
+	noID2, _ := Convert([]byte(`{"event":"ping","n":2}`), "", received)
+	if noID1.GetId() == noID2.GetId() {
+		t.Error("bodies without message_id share an id")
+	}
+}
+
+// TestSurprises covers inputs that must be accepted, with what mapped and
+// the warnings that name what did not.
+func TestSurprises(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		channel  string
+		check    func(*eventsv1.Event) bool
+		warnings []string // substrings, one per expected warning, in order
+	}{
+		{"missing arrays and contact", `{"message_id":"m","event":"message","provider":"twlo","channel_key":"twlo_1","direction":"incoming","from":"1","to":"2","text":"hi","timestamp":1}`, "",
+			func(e *eventsv1.Event) bool {
+				m := e.GetMessage()
+				return m.GetFileUrls() == nil && m.GetContact() == nil && m.Name == nil && m.GetTimestamp().AsTime().Equal(time.UnixMilli(1))
+			}, nil},
+		{"nulls everywhere", `{"message_id":null,"event":"message","provider":null,"channel_key":null,"direction":null,"from":null,"to":null,"name":null,"text":null,"file_urls":null,"image_urls":null,"video_urls":null,"contact":null,"timestamp":null}`, "",
+			func(e *eventsv1.Event) bool {
+				m := e.GetMessage()
+				return m != nil && m.Name == nil && m.GetContact() == nil && m.GetTimestamp() == nil && e.GetProvider() == eventsv1.Provider_PROVIDER_UNSPECIFIED
+			}, nil},
+		{"name present but empty", `{"message_id":"m","event":"message","name":""}`, "",
+			func(e *eventsv1.Event) bool { return e.GetMessage().Name != nil && e.GetMessage().GetName() == "" }, nil},
+		{"name present", `{"message_id":"m","event":"message","name":"Ana"}`, "",
+			func(e *eventsv1.Event) bool { return e.GetMessage().GetName() == "Ana" }, nil},
+		{"extra_fields not JSON", `{"message_id":"m","event":"message","contact":{"id":1,"extra_fields":"{city: Pune"}}`, "",
+			func(e *eventsv1.Event) bool {
+				c := e.GetMessage().GetContact()
+				return c.GetExtraFields() == nil && c.GetExtraFieldsJson() == "{city: Pune" && c.GetId() == 1
+			}, []string{"contact.extra_fields: not a JSON object"}},
+		{"extra_fields an array", `{"message_id":"m","event":"message","contact":{"extra_fields":"[1,2]"}}`, "",
+			func(e *eventsv1.Event) bool { return e.GetMessage().GetContact().GetExtraFields() == nil },
+			[]string{"contact.extra_fields: not a JSON object"}},
+		{"extra_fields empty", `{"message_id":"m","event":"message","contact":{"extra_fields":""}}`, "",
+			func(e *eventsv1.Event) bool { return e.GetMessage().GetContact().GetExtraFields() == nil }, nil},
+		{"contact an array", `{"message_id":"m","event":"message","contact":[1]}`, "",
+			func(e *eventsv1.Event) bool { return e.GetMessage().GetContact() == nil }, []string{"contact: expected an object, got an array"}},
+		{"contact times and flags", `{"message_id":"m","event":"message","contact":{"created_at":"yesterday","is_blocked":1,"id":"77"}}`, "",
+			func(e *eventsv1.Event) bool {
+				c := e.GetMessage().GetContact()
+				return c.GetCreatedAt() == nil && c.GetIsBlocked() && c.GetId() == 77
+			}, []string{"contact.id: expected an integer, got it as a string", `contact.created_at: "yesterday" is not an ISO-8601 time`}},
+		{"error as an array", `{"message_id":"m","event":"status_update","event_data":{"status":"failed","error":[{"code":"E1","message":"bad"},{"code":2}]}}`, "",
+			func(e *eventsv1.Event) bool {
+				er := e.GetStatusUpdate().GetError()
+				return er.GetCode() == "E1" && er.GetMessage() == "bad" && len(er.GetDetails().GetListValue().GetValues()) == 2
+			}, nil},
+		{"error as a string", `{"message_id":"m","event":"status_update","event_data":{"status":"failed","error":"boom"}}`, "",
+			func(e *eventsv1.Event) bool {
+				er := e.GetStatusUpdate().GetError()
+				return er.GetMessage() == "boom" && er.GetDetails().GetStringValue() == "boom"
+			}, nil},
+		{"provider_err_obj not an object", `{"message_id":"m","event":"status_update","event_data":{"status":"failed","provider_err_obj":"x"}}`, "",
+			func(e *eventsv1.Event) bool { return e.GetStatusUpdate().GetProviderError() == nil },
+			[]string{"event_data.provider_err_obj: expected an object, got a string"}},
+		{"unknown event type", `{"message_id":"m","event":"contact_created","data":{"x":1}}`, "twlo_1",
+			func(e *eventsv1.Event) bool {
+				return e.GetType() == eventsv1.EventType_EVENT_TYPE_UNKNOWN && e.GetEventCode() == "contact_created" && e.GetPayload() == nil && e.GetChannelKey() == "twlo_1"
+			}, []string{`event: unknown event type "contact_created"`}},
+		{"missing event", `{"message_id":"m"}`, "",
+			func(e *eventsv1.Event) bool { return e.GetType() == eventsv1.EventType_EVENT_TYPE_UNKNOWN }, []string{"event: missing"}},
+		{"unknown provider", `{"message_id":"m","event":"message","provider":"xyz","channel_key":"xyz_1"}`, "",
+			func(e *eventsv1.Event) bool {
+				return e.GetProvider() == eventsv1.Provider_PROVIDER_UNKNOWN && e.GetProviderCode() == "xyz"
+			}, []string{`provider: unknown provider code "xyz"`}},
+		{"telnyx", `{"message_id":"m","event":"message","provider":"tlnx","channel_key":"tlnx_1"}`, "",
+			func(e *eventsv1.Event) bool { return e.GetProvider() == eventsv1.Provider_PROVIDER_TELNYX_SMS }, nil},
+		{"gupshup status from URL", `{"message_id":"m","event":"status_update","event_data":{"status":"enqueued"}}`, "gswa_919800000000",
+			func(e *eventsv1.Event) bool {
+				return e.GetProvider() == eventsv1.Provider_PROVIDER_GUPSHUP_WHATSAPP && e.GetChannelKey() == "gswa_919800000000" &&
+					e.GetStatusUpdate().GetStatus() == eventsv1.Status_STATUS_ENQUEUED
+			}, nil},
+		{"status nobody listed", `{"message_id":"m","event":"status_update","event_data":{"status":"paused"}}`, "",
+			func(e *eventsv1.Event) bool {
+				return e.GetStatusUpdate().GetStatus() == eventsv1.Status_STATUS_UNKNOWN && e.GetStatusUpdate().GetStatusCode() == "paused"
+			}, []string{`event_data.status: unknown status "paused"`}},
+		{"event_data missing", `{"message_id":"m","event":"status_update"}`, "",
+			func(e *eventsv1.Event) bool {
+				return e.GetStatusUpdate().GetStatus() == eventsv1.Status_STATUS_UNSPECIFIED
+			},
+			[]string{"event_data: missing"}},
+		{"unknown extra fields", `{"message_id":"m","event":"message","brand_new":{"deep":[1,2,3]},"text":"hi"}`, "",
+			func(e *eventsv1.Event) bool { return e.GetMessage().GetText() == "hi" }, nil},
+		{"unicode and emoji", `{"message_id":"m","event":"message","text":"नमस्ते 👋🏽 \u00e9\ud83d\ude00 ok","name":"Zoë"}`, "",
+			func(e *eventsv1.Event) bool {
+				return e.GetMessage().GetText() == "नमस्ते 👋🏽 é😀 ok" && e.GetMessage().GetName() == "Zoë"
+			}, nil},
+		{"numbers where strings belong", `{"message_id":"m","event":"message","text":12.5,"from":16311112222,"timestamp":"1754455905897"}`, "",
+			func(e *eventsv1.Event) bool {
+				m := e.GetMessage()
+				return m.GetText() == "12.5" && m.GetFromNumber() == "16311112222" && m.GetTimestamp().AsTime().Equal(time.UnixMilli(1754455905897))
+			}, []string{"from: expected a string, got a number; kept as text", "text: expected a string, got a number", "timestamp: expected an integer, got it as a string"}},
+		{"file_urls a string, bad element", `{"message_id":"m","event":"message","file_urls":"https://x/a","image_urls":["https://x/b",7]}`, "",
+			func(e *eventsv1.Event) bool {
+				m := e.GetMessage()
+				return len(m.GetFileUrls()) == 1 && len(m.GetImageUrls()) == 1 && m.GetImageUrls()[0] == "https://x/b"
+			}, []string{"file_urls: expected an array of strings, got a string", "image_urls[1]: expected a string, got a number; skipped"}},
+		{"body and URL disagree on the channel", `{"message_id":"m","event":"message","provider":"twlo","channel_key":"twlo_1"}`, "twlo_2",
+			func(e *eventsv1.Event) bool { return e.GetChannelKey() == "twlo_1" },
+			[]string{`channel_key: the body says "twlo_1" but the webhook URL says "twlo_2"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := Convert([]byte(tt.body), tt.channel, received)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(ev) {
+				t.Errorf("unexpected event: %v", ev)
+			}
+			if string(ev.GetRawJson()) != tt.body {
+				t.Errorf("raw_json is not the body")
+			}
+			got := ev.GetConversionWarnings()
+			if len(got) != len(tt.warnings) {
+				t.Fatalf("warnings %q, want %d matching %q", got, len(tt.warnings), tt.warnings)
+			}
+			for _, w := range tt.warnings {
+				found := false
+				for _, g := range got {
+					found = found || strings.Contains(g, w)
+				}
+				if !found {
+					t.Errorf("no warning contains %q in %q", w, got)
+				}
+			}
+		})
+	}
+}
+
+func TestConvertRejects(t *testing.T) {
+	tests := []struct {
+		name, body string
+		is         error
+		msg        string
+	}{
+		{"seed example", string(readSample(t, "invalid_seed_example.json")), ErrNotJSON, "line 23, column 3 (byte 609)"},
+		{"truncated", `{"a":`, ErrNotJSON, "line 1"},
+		{"array", `[1,2]`, ErrNotObject, "an array"},
+		{"string", `"hi"`, ErrNotObject, "a string"},
+		{"null", `null`, ErrNotObject, "null"},
+		{"number", `42`, ErrNotObject, "a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Convert([]byte(tt.body), "", received)
+			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err = %v, want %v containing %q", err, tt.is, tt.msg)
+			}
+		})
+	}
+}
+
+func FuzzConvert(f *testing.F) {
+	for _, name := range []string{"message_twlo.json", "status_sent.json", "status_delivered.json", "status_failed.json", "invalid_seed_example.json"} {
+		f.Add(readSample(f, name), "")
+	}
+	f.Add([]byte(`{"message_id":"m","event":"status_update","event_data":{"status":"failed","error":[{"code":"E1"}]}}`), "twlo_1")
+	f.Add([]byte(`{"event":"message","contact":{"extra_fields":"{\"a\":[1,{}]}","is_blocked":"1","id":1e3}}`), "")
+	f.Add([]byte(`{"text":"\ud800"}`), "x")
+	f.Fuzz(func(t *testing.T, body []byte, channel string) {
+		ev, err := Convert(body, channel, received)
+		if err != nil {
+			if !errors.Is(err, ErrNotJSON) && !errors.Is(err, ErrNotObject) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if string(ev.GetRawJson()) != string(body) {
+			t.Fatal("raw_json differs from the body")
+		}
+		if ev.GetId() == "" {
+			t.Fatal("no id")
+		}
+		if _, err := proto.Marshal(ev); err != nil {
+			t.Fatalf("event does not marshal: %v", err)
+		}
+	})
+}

@@ -1,0 +1,302 @@
+// Package webhook is the HTTP adapter for Sociocs webhooks: it checks the
+// request (method, content type, size, signature), converts the JSON body into
+// an Event and hands it to a Publisher, answering 2xx only once the event is
+// stored.
+//
+// A Handler is safe for concurrent use.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+)
+
+// DefaultMaxBodyBytes is the default limit on a webhook body.
+const DefaultMaxBodyBytes = 1 << 20
+
+// MaxChannelKeyLen bounds the channel key in a webhook URL.
+const MaxChannelKeyLen = 256
+
+// SignatureHeader carries the hex HMAC-SHA256 of the body.
+const SignatureHeader = "X-Sociocs-Signature"
+
+// Publisher is what the handler needs from the event log.
+type Publisher interface {
+	// Publish stores ev durably and returns only once it is stored. ev.Id is
+	// the dedupe id: storing an id already stored is not an error and
+	// reports Duplicate.
+	Publish(ctx context.Context, ev *eventsv1.Event) (PublishAck, error)
+}
+
+// PublishAck is the outcome of a successful Publish.
+type PublishAck struct {
+	Sequence  uint64 // position in the log (of the earlier copy when Duplicate)
+	Duplicate bool
+}
+
+// Outcome is what became of one webhook request.
+type Outcome string
+
+// Outcomes, one per answer the handler gives.
+const (
+	OutcomeStored               Outcome = "stored"
+	OutcomeDuplicate            Outcome = "duplicate"
+	OutcomeBadRequest           Outcome = "bad_request"
+	OutcomeUnauthorized         Outcome = "unauthorized"
+	OutcomeTooLarge             Outcome = "too_large"
+	OutcomeUnsupportedMediaType Outcome = "unsupported_media_type"
+	OutcomeMethodNotAllowed     Outcome = "method_not_allowed"
+	OutcomeUnavailable          Outcome = "unavailable"
+)
+
+// Result describes one webhook request, for metrics.
+type Result struct {
+	Outcome   Outcome
+	Provider  string // provider code; "" when unknown or not parsed
+	EventType string // "message", "status_update", "unknown"; "" when not parsed
+	Warnings  int    // conversion warnings
+	EventID   string
+	// Duration is from the start of the request to the publish ack (or to
+	// the error).
+	Duration time.Duration
+}
+
+// Observer receives one Result per webhook request. It must not block.
+type Observer interface{ ObserveWebhook(Result) }
+
+// Options configures a Handler. Zero values mean the defaults noted.
+type Options struct {
+	// Secrets are the accepted HMAC keys (several during a rotation). Empty:
+	// unsigned webhooks are accepted.
+	Secrets [][]byte
+	// MaxBodyBytes limits a body; default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger: default slog.Default().
+	Logger *slog.Logger
+	// Observer: optional.
+	Observer Observer
+	// Now: default time.Now; sets received_at.
+	Now func() time.Time
+}
+
+// Handler serves Sociocs webhooks.
+type Handler struct {
+	pub      Publisher
+	opts     Options
+	log      *slog.Logger
+	draining atomic.Bool
+}
+
+// NewHandler returns a handler that stores webhooks through pub.
+func NewHandler(pub Publisher, opts Options) *Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Handler{pub: pub, opts: opts, log: opts.Logger.With("component", "webhook")}
+}
+
+// Paths the handler is mounted at.
+const (
+	Path           = "/webhooks/sociocs"
+	PathPerChannel = "/webhooks/sociocs/{channel_key}"
+)
+
+// Register mounts the handler on mux at Path and PathPerChannel, without a
+// method in the pattern, so that the handler itself answers other methods
+// with a JSON 405.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle(Path, h)
+	mux.Handle(PathPerChannel, h)
+}
+
+// Drain makes the handler answer 503 with Retry-After to every new webhook,
+// so that a server shutting down stops taking work that it might not store.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// httpError is an answer other than success.
+type httpError struct {
+	status  int
+	code    string
+	message string
+	outcome Outcome
+}
+
+func (e *httpError) Error() string { return e.message }
+
+func fail(status int, outcome Outcome, code, format string, args ...any) *httpError {
+	return &httpError{status: status, code: code, message: fmt.Sprintf(format, args...), outcome: outcome}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	res := Result{}
+	ev, ack, herr := h.serve(r, &res)
+	res.Duration = time.Since(start)
+	channel := r.PathValue("channel_key")
+	if herr != nil {
+		if r.Context().Err() != nil && herr.outcome == OutcomeUnavailable {
+			// The sender gave up; nobody reads the answer.
+			h.log.Warn("webhook abandoned by the sender", "channel_key", channel, "event_id", res.EventID)
+		}
+		res.Outcome = herr.outcome
+		if herr.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", http.MethodPost)
+		}
+		if herr.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeJSON(w, herr.status, map[string]any{"error": map[string]string{"code": herr.code, "message": herr.message}})
+		level := slog.LevelWarn
+		if herr.status >= 500 {
+			level = slog.LevelError
+		}
+		h.log.Log(r.Context(), level, "webhook rejected", "outcome", herr.outcome, "status", herr.status,
+			"error", herr.message, "channel_key", channel, "event_id", res.EventID, "duration", res.Duration)
+	} else {
+		res.Outcome = OutcomeStored
+		if ack.Duplicate {
+			res.Outcome = OutcomeDuplicate
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": ev.GetId(), "sequence": ack.Sequence, "duplicate": ack.Duplicate})
+		attrs := []any{"outcome", res.Outcome, "event_id", ev.GetId(), "sequence", ack.Sequence,
+			"type", res.EventType, "provider", res.Provider, "channel_key", ev.GetChannelKey(), "duration", res.Duration}
+		if n := len(ev.GetConversionWarnings()); n > 0 {
+			// What could not be mapped is named, never its value: the body
+			// stays out of the logs. The value is in the event's raw_json.
+			h.log.Warn("webhook stored with conversion warnings", append(attrs, "warnings", ev.GetConversionWarnings())...)
+		} else {
+			h.log.Info("webhook stored", attrs...)
+		}
+	}
+	if h.opts.Observer != nil {
+		h.opts.Observer.ObserveWebhook(res)
+	}
+}
+
+func (h *Handler) serve(r *http.Request, res *Result) (*eventsv1.Event, PublishAck, *httpError) {
+	if r.Method != http.MethodPost {
+		return nil, PublishAck{}, fail(http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "method_not_allowed",
+			"method %s is not allowed: webhooks are POSTed", r.Method)
+	}
+	if h.draining.Load() {
+		return nil, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
+			"the server is shutting down; retry shortly")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		return nil, PublishAck{}, fail(http.StatusUnsupportedMediaType, OutcomeUnsupportedMediaType, "unsupported_media_type",
+			"content type %q is not JSON: send application/json", ct)
+	}
+	channel := r.PathValue("channel_key")
+	if channel != "" || strings.HasPrefix(r.URL.Path, Path+"/") {
+		if err := checkChannelKey(channel); err != nil {
+			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_channel_key", "channel key in the URL: %v", err)
+		}
+	}
+	max := h.opts.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, PublishAck{}, tooLarge(max)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "unreadable_body", "reading the body failed: %v", err)
+	}
+	if int64(len(body)) > max {
+		return nil, PublishAck{}, tooLarge(max)
+	}
+	if len(h.opts.Secrets) > 0 {
+		sig := r.Header.Get(SignatureHeader)
+		if sig == "" {
+			return nil, PublishAck{}, fail(http.StatusUnauthorized, OutcomeUnauthorized, "missing_signature",
+				"the %s header is missing: this endpoint accepts signed webhooks only", SignatureHeader)
+		}
+		if !VerifySignature(body, sig, h.opts.Secrets) {
+			return nil, PublishAck{}, fail(http.StatusUnauthorized, OutcomeUnauthorized, "invalid_signature",
+				"the %s header does not match the body for any configured secret", SignatureHeader)
+		}
+	}
+	if len(body) == 0 {
+		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "empty_body", "the body is empty: expected a JSON object")
+	}
+	ev, err := Convert(body, channel, h.opts.Now())
+	if err != nil {
+		var syn *SyntaxError
+		if errors.As(err, &syn) {
+			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_json", "%s", syn.Error())
+		}
+		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "not_an_object", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
+	}
+	res.EventID = ev.GetId()
+	res.Provider = ev.GetProviderCode()
+	res.EventType = eventTypeName(ev.GetType())
+	res.Warnings = len(ev.GetConversionWarnings())
+	ack, err := h.pub.Publish(r.Context(), ev)
+	if err != nil {
+		h.log.Error("storing a webhook failed", "event_id", ev.GetId(), "err", err)
+		return ev, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
+			"the event could not be stored; retry shortly")
+	}
+	return ev, ack, nil
+}
+
+func tooLarge(max int64) *httpError {
+	return fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body_too_large", "the body is larger than the limit of %d bytes", max)
+}
+
+func eventTypeName(t eventsv1.EventType) string {
+	switch t {
+	case eventsv1.EventType_EVENT_TYPE_MESSAGE:
+		return eventMessage
+	case eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE:
+		return eventStatusUpdate
+	}
+	return "unknown"
+}
+
+// isJSON accepts application/json and any */*+json, with parameters.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+func checkChannelKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("empty")
+	case len(key) > MaxChannelKeyLen:
+		return fmt.Errorf("longer than %d bytes", MaxChannelKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c <= ' ' || c >= 0x7f || c == '/' {
+			return fmt.Errorf("byte %d is not printable ASCII", i)
+		}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
