@@ -1,0 +1,545 @@
+// Package eventlog stores events in NATS JetStream and reads them back.
+//
+// By default it starts an embedded nats-server in-process (no listening port)
+// with file storage; given a URL it uses an existing NATS server or cluster
+// through the same code path. One JetStream stream holds every event under
+// subjects that encode what filters select on (see package filter), so that
+// filtered reads run on the server.
+//
+// A Log is safe for concurrent use. Errors that mean "the log cannot be reached
+// right now, try again" wrap ErrUnavailable; a missing event wraps ErrNotFound.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/record"
+)
+
+// Errors of this package, to be checked with errors.Is.
+var (
+	// ErrUnavailable means the log could not be reached or did not answer in
+	// time; the operation may succeed if retried. It is record.ErrUnavailable,
+	// so that readers need not import this package to recognise it.
+	ErrUnavailable = record.ErrUnavailable
+	// ErrNotFound means no stored event has that sequence or id (it may have
+	// expired). It is record.ErrNotFound.
+	ErrNotFound = record.ErrNotFound
+	// ErrInvalidEvent means an event cannot be stored (no id).
+	ErrInvalidEvent = errors.New("eventlog: invalid event")
+)
+
+// Config configures Open. Zero values are replaced by the defaults noted.
+type Config struct {
+	// URL of an external NATS server or cluster (comma-separated). Empty: an
+	// embedded server is started with its storage in DataDir.
+	URL string
+	// DataDir is the embedded server's storage directory. Required when URL is
+	// empty.
+	DataDir string
+	// StreamName names the JetStream stream. Default "EVENTS".
+	StreamName string
+	// SubjectPrefix is the first token of every event subject. Default
+	// "eventsvc".
+	SubjectPrefix string
+	// MaxAge is how long events are kept; 0 keeps them until MaxBytes says
+	// otherwise.
+	MaxAge time.Duration
+	// MaxBytes caps the stream's size (oldest removed first); 0: no cap.
+	MaxBytes int64
+	// DedupeWindow is how long an event id is remembered so that a retried
+	// webhook is stored once. Default 1 h. The server keeps every id of the
+	// window in memory (roughly 100 bytes each).
+	DedupeWindow time.Duration
+	// Replicas is the stream's replication factor (cluster only). Default 1.
+	Replicas int
+	// SyncAlways makes the embedded server fsync every write.
+	SyncAlways bool
+	// PublishTimeout bounds one store when the caller's context has no
+	// deadline. Default 5 s.
+	PublishTimeout time.Duration
+	// Logger receives connection events and the embedded server's warnings.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fillDefaults() {
+	if c.StreamName == "" {
+		c.StreamName = "EVENTS"
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = "eventsvc"
+	}
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = time.Hour
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Log is the event log: a JetStream stream and the connection to it.
+type Log struct {
+	cfg    Config
+	ns     *server.Server // nil when using an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	epoch  string
+	log    *slog.Logger
+
+	closeOnce sync.Once
+}
+
+// Open starts the embedded server if needed, connects, and creates or updates
+// the stream. The returned Log must be closed.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	cfg.fillDefaults()
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog")}
+	opts := []nats.Option{
+		nats.Name("eventsvc"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: we closed the connection
+				l.log.Warn("disconnected from NATS", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	url := cfg.URL
+	if url == "" {
+		if cfg.DataDir == "" {
+			return nil, fmt.Errorf("eventlog: DataDir is required for the embedded server")
+		}
+		ns, err := startEmbedded(cfg, l.log)
+		if err != nil {
+			return nil, err
+		}
+		l.ns = ns
+		opts = append(opts, nats.InProcessServer(ns))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		l.shutdownServer()
+		return nil, fmt.Errorf("%w: connect to NATS %s: %v", ErrUnavailable, redactURL(url), err)
+	}
+	l.nc = nc
+	l.js, err = jetstream.New(nc)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("eventlog: jetstream: %w", err)
+	}
+	l.stream, err = l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.StreamName,
+		Description: "Sociocs webhook events stored by eventsvc",
+		Subjects:    []string{filter.AllSubjects(cfg.SubjectPrefix)},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.MaxAge,
+		MaxBytes:    maxBytes(cfg.MaxBytes),
+		MaxMsgs:     -1,
+		Duplicates:  cfg.DedupeWindow,
+		Replicas:    cfg.Replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("%w: create or update stream %s: %v", ErrUnavailable, cfg.StreamName, err)
+	}
+	info := l.stream.CachedInfo()
+	l.epoch = info.Created.UTC().Format(time.RFC3339Nano)
+	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil,
+		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.epoch)
+	return l, nil
+}
+
+func maxBytes(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "eventsvc",
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		DontListen: true,
+		// Signals belong to eventsvc: it shuts the server down in order.
+		NoSigs:     true,
+		SyncAlways: cfg.SyncAlways,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: embedded NATS server: %w", err)
+	}
+	ns.SetLoggerV2(&serverLog{log: log.With("component", "nats-server")}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("eventlog: embedded NATS server did not start within 30s (data dir %s)", cfg.DataDir)
+	}
+	return ns, nil
+}
+
+// Close closes the connection (flushing what it buffered) and stops the
+// embedded server. It is idempotent.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		if l.nc != nil {
+			l.nc.Close()
+		}
+		l.shutdownServer()
+	})
+	return nil
+}
+
+func (l *Log) shutdownServer() {
+	if l.ns != nil {
+		l.ns.Shutdown()
+		l.ns.WaitForShutdown()
+	}
+}
+
+// Epoch identifies this log: the stream's creation time. A sequence is
+// meaningful only with the epoch it came from; a recreated stream has another.
+func (l *Log) Epoch() string { return l.epoch }
+
+// SubjectPrefix returns the first token of every event subject.
+func (l *Log) SubjectPrefix() string { return l.cfg.SubjectPrefix }
+
+// Ack is the outcome of a successful Publish.
+type Ack struct {
+	// Sequence is where the event is stored (for a duplicate, where the
+	// first copy is).
+	Sequence uint64
+	// Duplicate reports that an event with the same id was already stored
+	// within the dedupe window; nothing new was stored.
+	Duplicate bool
+}
+
+// Publish stores ev (whose sequence must be 0) and returns once the log has
+// acknowledged it. ev.Id is the dedupe id. Errors wrap ErrUnavailable (retry)
+// or ErrInvalidEvent.
+func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
+	if ev.GetId() == "" {
+		return Ack{}, fmt.Errorf("%w: no id", ErrInvalidEvent)
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return Ack{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.PublishTimeout)
+		defer cancel()
+	}
+	subj := filter.KeyOf(ev).Subject(l.cfg.SubjectPrefix, ev.GetId())
+	ack, err := l.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.GetId()), jetstream.WithExpectStream(l.cfg.StreamName))
+	if err != nil {
+		return Ack{}, unavailable("store event", err)
+	}
+	return Ack{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// State is a snapshot of the log's extent.
+type State struct {
+	// First is the sequence of the oldest event still held; Last that of the
+	// newest. An empty log has Last = First-1 (First is 1 for a new log).
+	First, Last uint64
+	Events      uint64
+}
+
+// Bounds returns the sequences of the oldest and the newest event held; for
+// an empty log, last = first-1.
+func (l *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
+	st, err := l.State(ctx)
+	return st.First, st.Last, err
+}
+
+// State returns the log's current extent.
+func (l *Log) State(ctx context.Context) (State, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return State{}, unavailable("stream info", err)
+	}
+	st := State{First: info.State.FirstSeq, Last: info.State.LastSeq, Events: info.State.Msgs}
+	if st.Events == 0 {
+		// A new stream reports 0/0; an emptied one last+1/last. Both mean
+		// "the next event will be last+1".
+		st.First = st.Last + 1
+	}
+	return st, nil
+}
+
+// Ready reports whether the log can be used: connected, and the stream
+// exists. The error says what is wrong.
+func (l *Log) Ready(ctx context.Context) error {
+	if !l.nc.IsConnected() {
+		return fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, l.nc.Status())
+	}
+	if _, err := l.stream.Info(ctx); err != nil {
+		return unavailable("stream info", err)
+	}
+	return nil
+}
+
+// Get returns the event stored at seq.
+func (l *Log) Get(ctx context.Context, seq uint64) (*record.Record, error) {
+	msg, err := l.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, notFoundOr(fmt.Sprintf("sequence %d", seq), err)
+	}
+	return l.rawRecord(msg)
+}
+
+// GetByID returns the event with the given id.
+func (l *Log) GetByID(ctx context.Context, id string) (*record.Record, error) {
+	msg, err := l.stream.GetLastMsgForSubject(ctx, filter.IDSubject(l.cfg.SubjectPrefix, id))
+	if err != nil {
+		return nil, notFoundOr(fmt.Sprintf("id %q", id), err)
+	}
+	return l.rawRecord(msg)
+}
+
+// SequenceAt returns the sequence of the first event stored at or after t,
+// or the log's last sequence + 1 when there is none.
+func (l *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
+		OptStartTime:      &t,
+		HeadersOnly:       true,
+		InactiveThreshold: readConsumerInactive,
+	})
+	if err != nil {
+		return 0, unavailable("find sequence by time", err)
+	}
+	defer l.deleteConsumer(cons)
+	batch, err := cons.FetchNoWait(1)
+	if err != nil {
+		return 0, unavailable("find sequence by time", err)
+	}
+	for m := range batch.Messages() {
+		meta, err := m.Metadata()
+		if err != nil {
+			return 0, fmt.Errorf("eventlog: message metadata: %w", err)
+		}
+		return meta.Sequence.Stream, nil
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		return 0, unavailable("find sequence by time", err)
+	}
+	st, err := l.State(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.Last + 1, nil
+}
+
+// readConsumerInactive is how soon the server drops a read's consumer if
+// deleteConsumer could not (the connection was lost).
+const readConsumerInactive = 30 * time.Second
+
+// deleteConsumer removes a finished read's ephemeral consumer at once, so that
+// many short reads (every resuming subscriber makes one) do not pile up
+// consumers on the server until their inactivity threshold.
+func (l *Log) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return // never created on the server
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := l.stream.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		l.log.Debug("deleting a read consumer failed; the server drops it when idle", "consumer", info.Name, "err", err)
+	}
+}
+
+// ReadBatch is how many events Read asks the log for at a time.
+const ReadBatch = 256
+
+// Read calls fn for each stored event with from <= sequence <= to whose
+// subject matches one of subjects (nil: all), in log order, and returns when
+// it has passed to or reached the end of the log, or when fn returns an error
+// (which Read returns). to = 0 means no upper bound but the end of the log at
+// the time of reading.
+func (l *Log) Read(ctx context.Context, subjects []string, from, to uint64, fn func(*record.Record) error) error {
+	if from == 0 {
+		from = 1
+	}
+	if to != 0 && from > to {
+		return nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		InactiveThreshold: readConsumerInactive,
+	}
+	if !(len(subjects) == 1 && subjects[0] == filter.AllSubjects(l.cfg.SubjectPrefix)) {
+		cfg.FilterSubjects = subjects
+	}
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, cfg)
+	if err != nil {
+		return unavailable("read", err)
+	}
+	defer l.deleteConsumer(cons)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.FetchNoWait(ReadBatch)
+		if err != nil {
+			return unavailable("read", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			rec, err := l.msgRecord(m)
+			if err != nil {
+				return err
+			}
+			if to != 0 && rec.Sequence > to {
+				return nil
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+			if to != 0 && rec.Sequence == to {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return unavailable("read", err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// Tail calls fn, from a single goroutine and in log order, for every event
+// stored with a sequence greater than after, including those stored while it
+// runs, until ctx ends; then it returns ctx's error. It survives reconnects.
+// fn must not block: it holds up every later event.
+func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) error {
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   after + 1,
+	})
+	if err != nil {
+		return unavailable("tail", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		rec, err := l.msgRecord(m)
+		if err != nil {
+			// A message we did not write under our prefix: skip it, loudly.
+			l.log.Error("skipping unreadable event in the log", "subject", m.Subject(), "err", err)
+			return
+		}
+		fn(rec)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+			l.log.Warn("tail of the event log interrupted; resuming", "err", err)
+			return
+		}
+		l.log.Warn("tail of the event log", "err", err)
+	}))
+	if err != nil {
+		return unavailable("tail", err)
+	}
+	defer cc.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-cc.Closed():
+		return fmt.Errorf("%w: tail of the event log closed", ErrUnavailable)
+	}
+}
+
+func (l *Log) msgRecord(m jetstream.Msg) (*record.Record, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: message metadata: %w", err)
+	}
+	key, id, err := filter.ParseSubject(l.cfg.SubjectPrefix, m.Subject())
+	if err != nil {
+		return nil, err
+	}
+	return &record.Record{Sequence: meta.Sequence.Stream, Key: key, ID: id, Stored: meta.Timestamp, Data: m.Data()}, nil
+}
+
+func (l *Log) rawRecord(m *jetstream.RawStreamMsg) (*record.Record, error) {
+	key, id, err := filter.ParseSubject(l.cfg.SubjectPrefix, m.Subject)
+	if err != nil {
+		return nil, err
+	}
+	return &record.Record{Sequence: m.Sequence, Key: key, ID: id, Stored: m.Time, Data: m.Data}, nil
+}
+
+func unavailable(op string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
+}
+
+func notFoundOr(what string, err error) error {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: %s", ErrNotFound, what)
+	}
+	return unavailable("get "+what, err)
+}
+
+// redactURL drops credentials from NATS URLs before they are logged.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				parts[i] = u[:scheme+3] + "***" + u[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// serverLog forwards the embedded server's log lines to slog. Notices and
+// debug output are dropped: the server is an implementation detail, and its
+// warnings and errors are what an operator needs.
+type serverLog struct{ log *slog.Logger }
+
+func (s *serverLog) Noticef(string, ...any) {}
+func (s *serverLog) Debugf(string, ...any)  {}
+func (s *serverLog) Tracef(string, ...any)  {}
+func (s *serverLog) Warnf(format string, v ...any) {
+	s.log.Warn(fmt.Sprintf(format, v...))
+}
+func (s *serverLog) Errorf(format string, v ...any) {
+	s.log.Error(fmt.Sprintf(format, v...))
+}
+func (s *serverLog) Fatalf(format string, v ...any) {
+	s.log.Error(fmt.Sprintf(format, v...))
+}

@@ -1,0 +1,216 @@
+// Package filter validates subscription filters, matches them against events,
+// and defines how an event's filterable attributes are encoded in its subject
+// in the event log, so that the log can filter on the server.
+//
+// Semantics (the contract of the API): an empty field matches any event; a
+// non-empty field matches an event whose value is one of those listed (OR
+// within a field); an event must match every non-empty field (AND across
+// fields). Statuses match only status updates.
+//
+// Everything here is pure and safe for concurrent use; a Filter is immutable
+// once built.
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+)
+
+// ErrInvalid wraps every validation error; the message names the field and
+// the index of the offending value.
+var ErrInvalid = errors.New("invalid filter")
+
+// Limits on a filter, so that a request cannot make matching or the log's
+// server-side filter arbitrarily expensive.
+const (
+	MaxChannelKeys   = 1000
+	MaxChannelKeyLen = 256
+)
+
+// Filter selects events. The zero value matches every event.
+type Filter struct {
+	// Bit sets of the accepted enum values; 0 accepts any. Enum values are
+	// small (< 64), which Validate checks, so a mask makes Match branch-free
+	// and allocation-free.
+	types, providers, statuses uint64
+	channels                   []string
+	channelSet                 map[string]struct{} // built when channels is long
+}
+
+// channelSetAt is the number of channel keys from which lookups use a map.
+const channelSetAt = 8
+
+// New validates the four filter fields and builds a Filter. It fails with an
+// error wrapping ErrInvalid that names the field, for an UNSPECIFIED or
+// unknown enum value, an empty, over-long or non-UTF-8 channel key, or too many
+// channel keys. Duplicates are allowed.
+func New(channelKeys []string, providers []eventsv1.Provider, types []eventsv1.EventType, statuses []eventsv1.Status) (Filter, error) {
+	var f Filter
+	var err error
+	if f.types, err = mask("types", types, eventsv1.EventType_name); err != nil {
+		return Filter{}, err
+	}
+	if f.providers, err = mask("providers", providers, eventsv1.Provider_name); err != nil {
+		return Filter{}, err
+	}
+	if f.statuses, err = mask("statuses", statuses, eventsv1.Status_name); err != nil {
+		return Filter{}, err
+	}
+	if len(channelKeys) > MaxChannelKeys {
+		return Filter{}, fmt.Errorf("%w: channel_keys: %d keys, at most %d allowed", ErrInvalid, len(channelKeys), MaxChannelKeys)
+	}
+	for i, c := range channelKeys {
+		switch {
+		case c == "":
+			return Filter{}, fmt.Errorf("%w: channel_keys[%d]: empty channel key", ErrInvalid, i)
+		case len(c) > MaxChannelKeyLen:
+			return Filter{}, fmt.Errorf("%w: channel_keys[%d]: longer than %d bytes", ErrInvalid, i, MaxChannelKeyLen)
+		case !utf8.ValidString(c):
+			return Filter{}, fmt.Errorf("%w: channel_keys[%d]: not valid UTF-8", ErrInvalid, i)
+		}
+	}
+	if len(channelKeys) > 0 {
+		f.channels = append([]string(nil), channelKeys...)
+	}
+	if len(channelKeys) >= channelSetAt {
+		f.channelSet = make(map[string]struct{}, len(channelKeys))
+		for _, c := range channelKeys {
+			f.channelSet[c] = struct{}{}
+		}
+	}
+	return f, nil
+}
+
+func mask[E ~int32](field string, values []E, names map[int32]string) (uint64, error) {
+	var m uint64
+	for i, v := range values {
+		if v == 0 {
+			return 0, fmt.Errorf("%w: %s[%d]: %s is not a value to filter on", ErrInvalid, field, i, names[0])
+		}
+		if _, known := names[int32(v)]; !known || v < 0 || v >= 64 {
+			return 0, fmt.Errorf("%w: %s[%d]: unknown value %d", ErrInvalid, field, i, int32(v))
+		}
+		m |= 1 << uint(v)
+	}
+	return m, nil
+}
+
+// Match reports whether an event with key k passes the filter. It does not
+// allocate.
+func (f *Filter) Match(k *Key) bool {
+	if f.types != 0 && !inMask(f.types, int32(k.Type)) {
+		return false
+	}
+	if f.providers != 0 && !inMask(f.providers, int32(k.Provider)) {
+		return false
+	}
+	if f.statuses != 0 && !inMask(f.statuses, int32(k.Status)) {
+		return false
+	}
+	if len(f.channels) == 0 {
+		return true
+	}
+	if f.channelSet != nil {
+		_, ok := f.channelSet[k.Channel]
+		return ok
+	}
+	for _, c := range f.channels {
+		if c == k.Channel {
+			return true
+		}
+	}
+	return false
+}
+
+func inMask(m uint64, v int32) bool { return v >= 0 && v < 64 && m&(1<<uint(v)) != 0 }
+
+// MatchAll reports whether the filter accepts every event.
+func (f *Filter) MatchAll() bool {
+	return f.types == 0 && f.providers == 0 && f.statuses == 0 && len(f.channels) == 0
+}
+
+// ChannelKeys returns the channel keys the filter accepts; nil means any.
+// The caller must not modify the slice.
+func (f *Filter) ChannelKeys() []string { return f.channels }
+
+// maxSubjects bounds the server-side filter: past it Subjects falls back to
+// every subject and the caller matches with Match.
+const maxSubjects = 64
+
+// Subjects returns subject patterns under prefix that together select exactly
+// the events the filter matches, for filtering in the log. When that would
+// take more than a few dozen patterns it returns the pattern for all events;
+// the caller must then also apply Match (which is always correct to do).
+func (f *Filter) Subjects(prefix string) []string {
+	types := tokens(f.types, typeTokens)
+	providers := tokens(f.providers, providerTokens)
+	statuses := tokens(f.statuses, statusTokens)
+	if f.statuses != 0 {
+		// Only status updates have a status.
+		if f.types != 0 && !inMask(f.types, int32(eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE)) {
+			return nil
+		}
+		types = []string{typeTokens[eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE]}
+	}
+	channels := []string{"*"}
+	if len(f.channels) > 0 {
+		channels = make([]string, len(f.channels))
+		for i, c := range f.channels {
+			channels[i] = encodeToken(c)
+		}
+	}
+	n := len(types) * len(providers) * len(channels) * len(statuses)
+	if n > maxSubjects {
+		return []string{AllSubjects(prefix)}
+	}
+	if n == 1 && types[0] == "*" && providers[0] == "*" && channels[0] == "*" && statuses[0] == "*" {
+		return []string{AllSubjects(prefix)}
+	}
+	out := make([]string, 0, n)
+	var b strings.Builder
+	for _, t := range types {
+		for _, p := range providers {
+			for _, c := range channels {
+				for _, s := range statuses {
+					b.Reset()
+					b.WriteString(prefix)
+					for _, tok := range [...]string{t, p, c, s, "*"} {
+						b.WriteByte('.')
+						b.WriteString(tok)
+					}
+					out = append(out, b.String())
+				}
+			}
+		}
+	}
+	return dedupe(out)
+}
+
+func tokens[E ~int32](m uint64, names map[E]string) []string {
+	if m == 0 {
+		return []string{"*"}
+	}
+	var out []string
+	for v := int32(1); v < 64; v++ {
+		if inMask(m, v) {
+			out = append(out, token(names, E(v)))
+		}
+	}
+	return out
+}
+
+func dedupe(s []string) []string {
+	seen := make(map[string]struct{}, len(s))
+	out := s[:0]
+	for _, x := range s {
+		if _, ok := seen[x]; !ok {
+			seen[x] = struct{}{}
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,344 @@
+// Package stream implements EventService: filtered live streams with replay
+// and resume (StreamEvents), paged listing (ListEvents) and lookup (GetEvent)
+// over the event log.
+//
+// One Hub per process reads the live end of the log and fans events out to
+// the local subscribers; a subscriber that starts in the past first replays
+// from the log with a server-side filter, then joins the hub exactly where the
+// replay ended, so that there is no gap and no duplicate. Each stream is served
+// by the gRPC handler goroutine alone; the hub hands it events through a
+// bounded queue and never waits for it.
+//
+// Service and Hub are safe for concurrent use.
+package stream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/record"
+)
+
+// Source is what the service needs from the event log. Errors wrap
+// record.ErrNotFound or record.ErrUnavailable where those apply.
+type Source interface {
+	// Epoch identifies the log; sequences are meaningful only within it.
+	Epoch() string
+	// SubjectPrefix is the prefix of the subjects filters are encoded under.
+	SubjectPrefix() string
+	// Bounds returns the oldest and newest sequences held (last = first-1
+	// when empty).
+	Bounds(ctx context.Context) (first, last uint64, err error)
+	// Read calls fn in log order for the stored events from..to (to = 0: up
+	// to the end) whose subject matches one of subjects (nil: all).
+	Read(ctx context.Context, subjects []string, from, to uint64, fn func(*record.Record) error) error
+	// Tail calls fn for every event after `after`, live, until ctx ends.
+	Tail(ctx context.Context, after uint64, fn func(*record.Record)) error
+	// SequenceAt returns the first sequence stored at or after t (last+1 if
+	// none).
+	SequenceAt(ctx context.Context, t time.Time) (uint64, error)
+	// Get returns the event at seq.
+	Get(ctx context.Context, seq uint64) (*record.Record, error)
+	// GetByID returns the event with that id.
+	GetByID(ctx context.Context, id string) (*record.Record, error)
+}
+
+// Options configures a Service. Zero values mean the defaults noted.
+type Options struct {
+	// BufferSize is how many events a subscriber may lag behind before it is
+	// ended with RESOURCE_EXHAUSTED. Default 1024.
+	BufferSize int
+	// Heartbeat is the idle time after which a stream gets a heartbeat.
+	// Default 15 s.
+	Heartbeat time.Duration
+	// Logger: default slog.Default().
+	Logger *slog.Logger
+	// Observer receives stream events for metrics; optional.
+	Observer Observer
+}
+
+// Observer is told what happens to streams, for metrics. Its methods must
+// be cheap and must not block.
+type Observer interface {
+	// StreamStarted and StreamEnded bracket every stream.
+	StreamStarted()
+	StreamEnded(code codes.Code)
+	// EventsDelivered counts events sent to one subscriber.
+	EventsDelivered(n int)
+	// SubscriberEvicted counts subscribers ended for falling behind.
+	SubscriberEvicted()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) StreamStarted()         {}
+func (nopObserver) StreamEnded(codes.Code) {}
+func (nopObserver) EventsDelivered(int)    {}
+func (nopObserver) SubscriberEvicted()     {}
+
+// Service implements eventsv1.EventServiceServer.
+type Service struct {
+	eventsv1.UnimplementedEventServiceServer
+	src  Source
+	hub  *Hub
+	opts Options
+	log  *slog.Logger
+}
+
+// NewService returns the service over src, fed live by hub (which must be
+// running over the same src).
+func NewService(src Source, hub *Hub, opts Options) *Service {
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = 1024
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	return &Service{src: src, hub: hub, opts: opts, log: opts.Logger.With("component", "stream")}
+}
+
+// start is a validated start position.
+type start struct {
+	now       bool
+	next      uint64 // first sequence the stream may send (when !now)
+	gap       *eventsv1.Gap
+	requested string // for logs
+}
+
+// resolveStart validates the start options of req against the log.
+func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRequest) (start, error) {
+	set := 0
+	if req.AfterSequence != nil {
+		set++
+	}
+	if req.GetStartTime() != nil {
+		set++
+	}
+	if req.GetFromEarliest() {
+		set++
+	}
+	switch {
+	case set > 1:
+		return start{}, status.Error(codes.InvalidArgument, "after_sequence, start_time and from_earliest are alternatives: set at most one")
+	case req.GetEpoch() != "" && req.AfterSequence == nil:
+		return start{}, status.Error(codes.InvalidArgument, "epoch is given without after_sequence: it qualifies a resume cursor")
+	case req.GetAllowGap() && req.AfterSequence == nil:
+		return start{}, status.Error(codes.InvalidArgument, "allow_gap applies only with after_sequence")
+	case set == 0:
+		return start{now: true, requested: "now"}, nil
+	}
+	if t := req.GetStartTime(); t != nil {
+		if err := t.CheckValid(); err != nil {
+			return start{}, status.Errorf(codes.InvalidArgument, "start_time: %v", err)
+		}
+		next, err := s.src.SequenceAt(ctx, t.AsTime())
+		if err != nil {
+			return start{}, toStatus(err)
+		}
+		return start{next: next, requested: "start_time"}, nil
+	}
+	first, last, err := s.src.Bounds(ctx)
+	if err != nil {
+		return start{}, toStatus(err)
+	}
+	if req.GetFromEarliest() {
+		return start{next: first, requested: "earliest"}, nil
+	}
+	after := req.GetAfterSequence()
+	gap := func(reason string) start {
+		return start{next: first, requested: "after_sequence", gap: &eventsv1.Gap{Reason: reason, RequestedAfterSequence: after, FirstSequence: first}}
+	}
+	if ep := req.GetEpoch(); ep != "" && ep != s.src.Epoch() {
+		if req.GetAllowGap() {
+			return gap("epoch_mismatch"), nil
+		}
+		return start{}, status.Errorf(codes.FailedPrecondition,
+			"the cursor is from epoch %q but the log is now epoch %q (it was recreated): resume with from_earliest, or set allow_gap", ep, s.src.Epoch())
+	}
+	if after > last {
+		return start{}, status.Errorf(codes.InvalidArgument, "after_sequence %d is past the end of the log (last sequence %d)", after, last)
+	}
+	if after+1 < first {
+		if req.GetAllowGap() {
+			return gap("expired"), nil
+		}
+		return start{}, status.Errorf(codes.OutOfRange,
+			"events after sequence %d have expired from the log (the oldest held is %d): resume with from_earliest, or set allow_gap", after, first)
+	}
+	return start{next: after + 1, requested: "after_sequence"}, nil
+}
+
+// StreamEvents implements EventService.StreamEvents.
+func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) (err error) {
+	ctx := out.Context()
+	f, err := filter.New(req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
+	if err != nil {
+		return toStatus(err)
+	}
+	select {
+	case <-s.hub.ready:
+	case <-s.hub.Done():
+		return shuttingDown(0, s.src.Epoch())
+	case <-ctx.Done():
+		return toStatus(ctx.Err())
+	}
+	st, err := s.resolveStart(ctx, req)
+	if err != nil {
+		return err
+	}
+	s.opts.Observer.StreamStarted()
+	defer func() { s.opts.Observer.StreamEnded(status.Code(err)) }()
+
+	epoch := s.src.Epoch()
+	sub := newSubscriber(f, s.opts.BufferSize)
+	c := &cursor{epoch: epoch}
+	if st.gap != nil {
+		if err := out.Send(&eventsv1.StreamEventsResponse{Kind: &eventsv1.StreamEventsResponse_Gap{Gap: st.gap}, Epoch: epoch}); err != nil {
+			return err
+		}
+	}
+	sent := st.gap != nil
+	if st.now {
+		// From the log's end, not the hub's position, which may lag by an
+		// event or two: "now" excludes whatever was stored before the call.
+		_, last, err := s.src.Bounds(ctx)
+		if err != nil {
+			return toStatus(err)
+		}
+		for !s.hub.register(sub, max(last, s.hub.Head())) {
+		}
+		c.last = sub.after
+	} else {
+		c.last = st.next - 1
+		n, err := s.replay(ctx, &f, sub, c, out)
+		if err != nil {
+			return err
+		}
+		sent = sent || n > 0
+	}
+	defer s.hub.unregister(sub)
+	if !sent {
+		// Say at once that the stream is live, so that clients and proxies
+		// (and REST, whose response starts with the first message) need
+		// not wait for an event or the first idle heartbeat.
+		if err := sub.pushHeartbeat(time.Now(), c.last, c.epoch); err != nil {
+			return toStatus(err)
+		}
+	}
+	return s.live(ctx, sub, c, out)
+}
+
+// cursor is the resume position of a stream: the last sequence the client
+// has been sent (or, before any, the one it started after).
+type cursor struct {
+	epoch string
+	last  uint64
+}
+
+// replay sends the stored events after c.last up to the hub's head, then
+// registers sub with the hub right after the last one it read, repeating
+// until the hub has not moved on in between.
+func (s *Service) replay(ctx context.Context, f *filter.Filter, sub *subscriber, c *cursor, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) (sent int, err error) {
+	subjects := f.Subjects(s.src.SubjectPrefix())
+	if subjects == nil {
+		// The filter can never match: nothing to replay; join the hub.
+		for !s.hub.register(sub, max(c.last, s.hub.Head())) {
+		}
+		c.last = sub.after
+		return 0, nil
+	}
+	for {
+		head := s.hub.Head()
+		if head > c.last {
+			err := s.src.Read(ctx, subjects, c.last+1, head, func(rec *record.Record) error {
+				if f.Match(&rec.Key) {
+					if err := out.SendMsg(encodeEvent(rec, c.epoch)); err != nil {
+						return err
+					}
+					sent++
+				}
+				return nil
+			})
+			if err != nil {
+				s.opts.Observer.EventsDelivered(sent)
+				return sent, toStatus(err)
+			}
+			// Read stops at head; events past it were not sent and come
+			// from the hub or the next round.
+			c.last = head
+		}
+		if s.hub.register(sub, c.last) {
+			s.opts.Observer.EventsDelivered(sent)
+			return sent, nil
+		}
+	}
+}
+
+// GetEvent implements EventService.GetEvent.
+func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {
+	var rec *record.Record
+	var err error
+	switch {
+	case req.GetSequence() != 0 && req.GetId() != "":
+		return nil, status.Error(codes.InvalidArgument, "give sequence or id, not both")
+	case req.GetSequence() != 0:
+		rec, err = s.src.Get(ctx, req.GetSequence())
+	case req.GetId() != "":
+		if len(req.GetId()) > maxIDLen {
+			return nil, status.Errorf(codes.InvalidArgument, "id is longer than %d bytes", maxIDLen)
+		}
+		rec, err = s.src.GetByID(ctx, req.GetId())
+	default:
+		return nil, status.Error(codes.InvalidArgument, "give the sequence or the id of the event")
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	ev, err := rec.Event()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &eventsv1.GetEventResponse{Event: ev, Epoch: s.src.Epoch()}, nil
+}
+
+// maxIDLen bounds an event id in a request.
+const maxIDLen = 256
+
+// toStatus chooses the gRPC status for an error, with the REST mapping in
+// mind. It is the one place where internal errors become API errors; the
+// message tells the client what to do and never carries internal detail.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, filter.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, record.ErrNotFound):
+		return status.Error(codes.NotFound, "no such event (it may have expired from the log)")
+	case errors.Is(err, record.ErrUnavailable):
+		return status.Error(codes.Unavailable, "the event log is unavailable; retry later")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	return status.Error(codes.Internal, "internal error")
+}
