@@ -1,0 +1,101 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/eventsvc/eventsvc/internal/config"
+)
+
+// envPrefix turns a flag name into its environment twin: --http-addr is
+// EVENTSVC_HTTP_ADDR.
+const envPrefix = "EVENTSVC_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// listValue is a comma-separated list flag. Setting it replaces the list.
+type listValue struct{ list *[]string }
+
+func (v listValue) String() string {
+	if v.list == nil {
+		return ""
+	}
+	return strings.Join(*v.list, ",")
+}
+
+func (v listValue) Set(s string) error {
+	*v.list = nil
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*v.list = append(*v.list, item)
+		}
+	}
+	return nil
+}
+
+// secretValue is a listValue whose value is never printed (not in --help, not
+// in an error).
+type secretValue struct{ listValue }
+
+func (secretValue) String() string { return "" }
+
+// parse fills a Config from the defaults, then the environment, then args.
+// Errors name the flag (and the environment variable when the value came from
+// there).
+func parse(args []string, getenv func(string) string, out io.Writer) (config.Config, error) {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("eventsvc", flag.ContinueOnError)
+	fs.SetOutput(out)
+
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address for webhooks, REST and OpenAPI")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "listen address for gRPC")
+	fs.Var(secretValue{listValue{&cfg.Webhook.Secrets}}, "webhook-secret",
+		"comma-separated shared secrets for X-Sociocs-Signature (several during a rotation); empty accepts unsigned webhooks")
+	fs.Int64Var(&cfg.Webhook.MaxBodyBytes, "webhook-max-body", cfg.Webhook.MaxBodyBytes, "largest webhook body in bytes (larger: 413)")
+
+	fs.StringVar(&cfg.Log.NATSURL, "nats-url", cfg.Log.NATSURL, "external NATS server or cluster URL(s); empty starts an embedded server")
+	fs.StringVar(&cfg.Log.DataDir, "data-dir", cfg.Log.DataDir, "storage directory of the embedded NATS server")
+	fs.StringVar(&cfg.Log.StreamName, "stream-name", cfg.Log.StreamName, "JetStream stream that holds the events")
+	fs.StringVar(&cfg.Log.SubjectPrefix, "subject-prefix", cfg.Log.SubjectPrefix, "first subject token of every event")
+	fs.DurationVar(&cfg.Log.MaxAge, "retention-max-age", cfg.Log.MaxAge, "how long events are kept (0: forever)")
+	fs.Int64Var(&cfg.Log.MaxBytes, "retention-max-bytes", cfg.Log.MaxBytes, "cap on the stored events in bytes, oldest removed first (0: no cap)")
+	fs.DurationVar(&cfg.Log.DedupeWindow, "dedupe-window", cfg.Log.DedupeWindow, "how long a retried webhook is recognised and stored once")
+	fs.IntVar(&cfg.Log.Replicas, "replicas", cfg.Log.Replicas, "stream replicas on a NATS cluster")
+	fs.BoolVar(&cfg.Log.SyncAlways, "sync-always", cfg.Log.SyncAlways, "embedded server fsyncs every write (safer on power loss, much slower)")
+
+	fs.IntVar(&cfg.Stream.BufferSize, "stream-buffer", cfg.Stream.BufferSize, "events a subscriber may lag behind before it is ended with RESOURCE_EXHAUSTED")
+	fs.DurationVar(&cfg.Stream.Heartbeat, "heartbeat", cfg.Stream.Heartbeat, "idle time after which a stream gets a heartbeat")
+
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on a graceful shutdown")
+
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: eventsvc [flags]\n\nEvery flag can also be set as an environment variable: --http-addr is %s.\n\n", envName("http-addr"))
+		fs.PrintDefaults()
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s (--%s): invalid value: %v", name, f.Name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.Validate()
+}

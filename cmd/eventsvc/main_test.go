@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventsvc/eventsvc/internal/config"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(config.Config) bool
+	}{
+		{"defaults", nil, nil, func(c config.Config) bool {
+			return c.HTTPAddr == "127.0.0.1:8080" && c.GRPCAddr == "127.0.0.1:9090" && c.Log.DataDir == "./data" && c.Log.MaxAge == 7*24*time.Hour
+		}},
+		{"environment", nil, map[string]string{"EVENTSVC_HTTP_ADDR": "127.0.0.1:1", "EVENTSVC_WEBHOOK_SECRET": "a, b", "EVENTSVC_RETENTION_MAX_AGE": "2h"},
+			func(c config.Config) bool {
+				return c.HTTPAddr == "127.0.0.1:1" && len(c.Webhook.Secrets) == 2 && c.Webhook.Secrets[1] == "b" && c.Log.MaxAge == 2*time.Hour
+			}},
+		{"flag wins over environment", []string{"--http-addr", "127.0.0.1:2"}, map[string]string{"EVENTSVC_HTTP_ADDR": "127.0.0.1:1"},
+			func(c config.Config) bool { return c.HTTPAddr == "127.0.0.1:2" }},
+		{"external nats", []string{"--nats-url", "nats://h:4222"}, nil,
+			func(c config.Config) bool { return c.Log.NATSURL == "nats://h:4222" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(tt.args, env(tt.env), &bytes.Buffer{})
+			if err != nil || !tt.check(cfg) {
+				t.Fatalf("parse = %+v, %v", cfg, err)
+			}
+		})
+	}
+}
+
+func TestParseRejectsNamingTheSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad duration in env", nil, map[string]string{"EVENTSVC_HEARTBEAT": "soon"}, "EVENTSVC_HEARTBEAT (--heartbeat): invalid value"},
+		{"bad address", []string{"--grpc-addr", "nowhere"}, nil, "--grpc-addr"},
+		{"negative body", []string{"--webhook-max-body", "-1"}, nil, "--webhook-max-body"},
+		{"log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"dedupe longer than retention", []string{"--dedupe-window", "48h", "--retention-max-age", "1h"}, nil, "--dedupe-window"},
+		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(tt.args, env(tt.env), &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEverySettingWithItsDefault(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parse([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help output lacks %q", want)
+		}
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	var out bytes.Buffer
+	parse([]string{"--help"}, env(map[string]string{"EVENTSVC_WEBHOOK_SECRET": "hunter2"}), &out)
+	if strings.Contains(out.String(), "hunter2") {
+		t.Fatal("--help printed the webhook secret")
+	}
+	_, err := parse([]string{"--log-format", "x"}, env(map[string]string{"EVENTSVC_WEBHOOK_SECRET": "hunter2"}), &out)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v mentions the secret", err)
+	}
+}

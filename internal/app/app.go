@@ -1,0 +1,294 @@
+// Package app is eventsvc's composition root: it builds the event log, the
+// hub, the gRPC server, the REST gateway and the HTTP server from a Config,
+// and owns the order in which they start and stop.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/eventsvc/eventsvc"
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/config"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/gateway"
+	"github.com/eventsvc/eventsvc/internal/stream"
+	"github.com/eventsvc/eventsvc/internal/webhook"
+)
+
+// The event log satisfies what the webhook adapter (through logPublisher) and
+// the stream service declare they need.
+var (
+	_ webhook.Publisher = logPublisher{}
+	_ stream.Source     = (*eventlog.Log)(nil)
+)
+
+// logPublisher adapts the log's Publish to the webhook's Publisher, whose
+// result type the webhook package owns.
+type logPublisher struct{ log *eventlog.Log }
+
+func (p logPublisher) Publish(ctx context.Context, ev *eventsv1.Event) (webhook.PublishAck, error) {
+	ack, err := p.log.Publish(ctx, ev)
+	return webhook.PublishAck{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, err
+}
+
+// App is a running eventsvc.
+type App struct {
+	cfg    config.Config
+	log    *slog.Logger
+	evlog  *eventlog.Log
+	hub    *stream.Hub
+	health *health.Server
+
+	grpcServer *grpc.Server
+	grpcLn     net.Listener
+	httpServer *http.Server
+	httpLn     net.Listener
+	gwConn     *grpc.ClientConn
+
+	stopHub context.CancelFunc
+	errc    chan error // first error of a serving goroutine
+	wg      sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Start opens the event log, binds both listeners and starts serving. The
+// caller must call Shutdown. ctx bounds start-up only.
+func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &App{cfg: cfg, log: logger, errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+
+	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
+		URL:           cfg.Log.NATSURL,
+		DataDir:       cfg.Log.DataDir,
+		StreamName:    cfg.Log.StreamName,
+		SubjectPrefix: cfg.Log.SubjectPrefix,
+		MaxAge:        cfg.Log.MaxAge,
+		MaxBytes:      cfg.Log.MaxBytes,
+		DedupeWindow:  cfg.Log.DedupeWindow,
+		Replicas:      cfg.Log.Replicas,
+		SyncAlways:    cfg.Log.SyncAlways,
+		Logger:        logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.hub = stream.NewHub(a.evlog, logger)
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopHub = stopHub
+	a.goServe("hub", func() error {
+		if err := a.hub.Run(hubCtx); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	})
+
+	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("app: grpc listener: %w", err)
+	}
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("app: http listener: %w", err)
+	}
+
+	a.grpcServer = grpc.NewServer(grpcOptions()...)
+	svc := stream.NewService(a.evlog, a.hub, stream.Options{
+		BufferSize: cfg.Stream.BufferSize,
+		Heartbeat:  cfg.Stream.Heartbeat,
+		Logger:     logger,
+	})
+	eventsv1.RegisterEventServiceServer(a.grpcServer, svc)
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpcServer, a.health)
+	reflection.Register(a.grpcServer)
+	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
+
+	a.gwConn, err = grpc.NewClient(a.grpcLn.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("app: gateway connection: %w", err)
+	}
+	gw, err := gateway.New(ctx, a.gwConn)
+	if err != nil {
+		return nil, err
+	}
+
+	secrets := make([][]byte, len(cfg.Webhook.Secrets))
+	for i, s := range cfg.Webhook.Secrets {
+		secrets[i] = []byte(s)
+	}
+	if len(secrets) == 0 {
+		logger.Warn("no --webhook-secret: unsigned webhooks are accepted; anyone who can reach the HTTP port can inject events")
+	}
+	hook := webhook.NewHandler(logPublisher{a.evlog}, webhook.Options{
+		Secrets:      secrets,
+		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
+		Logger:       logger,
+	})
+
+	mux := http.NewServeMux()
+	hook.Register(mux)
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(eventsvc.OpenAPIv2)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	a.httpServer = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	a.goServe("http", func() error { return a.httpServer.Serve(a.httpLn) })
+
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch())
+	return a, nil
+}
+
+func grpcOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		// Events are encoded once by the hub and sent as is to every
+		// subscriber.
+		grpc.ForceServerCodecV2(stream.Codec()),
+		// Per-connection memory: an idle subscriber should cost little. The
+		// write buffer is returned to a pool between writes; the read buffer
+		// is small because clients send one request per stream.
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(8 << 10),
+		grpc.WriteBufferSize(16 << 10),
+		// Detect dead clients; allow clients' own keepalive pings.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// goServe runs fn in a goroutine; a non-nil error that is not the normal end
+// of serving is reported through Err.
+func (a *App) goServe(name string, fn func() error) {
+	a.wg.Go(func() {
+		if err := fn(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+			select {
+			case a.errc <- fmt.Errorf("app: %s: %w", name, err):
+			default:
+			}
+		}
+	})
+}
+
+// HTTPAddr is the bound address of the HTTP server.
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// GRPCAddr is the bound address of the gRPC server.
+func (a *App) GRPCAddr() string { return a.grpcLn.Addr().String() }
+
+// Subscribers is the number of live streams (gRPC and REST).
+func (a *App) Subscribers() int { return a.hub.Subscribers() }
+
+// Err reports the first failure of a serving part (after which the app
+// should be shut down).
+func (a *App) Err() <-chan error { return a.errc }
+
+// Shutdown stops the app in dependency order within ctx: webhooks in flight
+// finish, every stream ends with UNAVAILABLE and its resume sequence, the
+// servers stop, the log closes. It is idempotent.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
+	return a.shutdownErr
+}
+
+func (a *App) shutdown(ctx context.Context) error {
+	a.log.Info("shutting down")
+	a.health.Shutdown()
+	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
+	// with its resume position, so that the servers below can drain.
+	a.stopHub()
+	var errs []error
+	if err := a.httpServer.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
+		a.httpServer.Close()
+	}
+	stopped := make(chan struct{})
+	go func() { a.grpcServer.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		a.grpcServer.Stop()
+		<-stopped
+		errs = append(errs, fmt.Errorf("app: grpc shutdown: %w", ctx.Err()))
+	}
+	a.closeAll()
+	a.wg.Wait()
+	a.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// closeAll releases what Start acquired; safe on a partly started app.
+func (a *App) closeAll() {
+	if a.stopHub != nil {
+		a.stopHub()
+	}
+	if a.gwConn != nil {
+		a.gwConn.Close()
+	}
+	if a.grpcServer != nil {
+		a.grpcServer.Stop()
+	} else if a.grpcLn != nil {
+		a.grpcLn.Close()
+	}
+	if a.httpServer != nil {
+		a.httpServer.Close()
+	} else if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+	if a.evlog != nil {
+		a.evlog.Close()
+	}
+}
+
+// Run starts the app, serves until ctx ends or a part fails, then shuts down
+// within cfg.ShutdownTimeout.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	a, err := Start(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-a.Err():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(runErr, a.Shutdown(sctx))
+}

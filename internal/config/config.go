@@ -1,0 +1,188 @@
+// Package config holds eventsvc's settings: plain structs, their defaults and
+// their validation. It does no I/O; cmd/eventsvc fills a Config from flags and
+// the environment, and internal/app consumes it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// ErrInvalid wraps every validation error, so callers can tell a bad setting
+// from a failure to start.
+var ErrInvalid = errors.New("config: invalid setting")
+
+// Config is the whole configuration of one eventsvc process. The zero value of
+// a field means "use the default" where a default is documented; Default returns
+// a Config with every default filled in.
+type Config struct {
+	// HTTPAddr is the listen address of the HTTP server (webhooks, REST,
+	// OpenAPI). Default 127.0.0.1:8080. Port 0 picks a free port.
+	HTTPAddr string
+	// GRPCAddr is the listen address of the gRPC server. Default 127.0.0.1:9090.
+	GRPCAddr string
+
+	// Webhook configures the Sociocs webhook adapter.
+	Webhook Webhook
+	// Log configures the event log (NATS JetStream).
+	Log EventLog
+	// Stream configures subscriber streams.
+	Stream Stream
+
+	// LogFormat is "text" (default) or "json".
+	LogFormat string
+	// LogLevel is "debug", "info" (default), "warn" or "error".
+	LogLevel string
+	// ShutdownTimeout bounds a graceful shutdown. Default 15 s.
+	ShutdownTimeout time.Duration
+}
+
+// Webhook configures the Sociocs webhook adapter.
+type Webhook struct {
+	// Secrets are the shared secrets a webhook signature may be made with
+	// (several during a rotation). Empty: unsigned webhooks are accepted.
+	Secrets []string
+	// MaxBodyBytes limits a webhook body. Default 1 MiB.
+	MaxBodyBytes int64
+}
+
+// EventLog configures the NATS JetStream event log.
+type EventLog struct {
+	// NATSURL names an external NATS server or cluster (comma-separated URLs).
+	// Empty: an embedded server is started in-process.
+	NATSURL string
+	// DataDir is where the embedded server stores the log. Default ./data.
+	DataDir string
+	// StreamName is the JetStream stream holding the events. Default EVENTS.
+	StreamName string
+	// SubjectPrefix is the first subject token of every event. Default
+	// "eventsvc".
+	SubjectPrefix string
+	// MaxAge is how long events are retained. Default 7 days.
+	MaxAge time.Duration
+	// MaxBytes caps the stream's size; the oldest events go first. 0: no cap.
+	MaxBytes int64
+	// DedupeWindow is how long an event id is remembered to drop a retried
+	// webhook. Default 1 h.
+	DedupeWindow time.Duration
+	// Replicas is the stream's replication factor on a NATS cluster. Default 1.
+	Replicas int
+	// SyncAlways makes the embedded server fsync every write.
+	SyncAlways bool
+}
+
+// Stream configures subscriber streams.
+type Stream struct {
+	// BufferSize is how many events a subscriber may lag behind before it is
+	// ended with RESOURCE_EXHAUSTED. Default 1024.
+	BufferSize int
+	// Heartbeat is how long a stream may be idle before a heartbeat is sent.
+	// Default 15 s.
+	Heartbeat time.Duration
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		HTTPAddr: "127.0.0.1:8080",
+		GRPCAddr: "127.0.0.1:9090",
+		Webhook: Webhook{
+			MaxBodyBytes: 1 << 20,
+		},
+		Log: EventLog{
+			DataDir:       "./data",
+			StreamName:    "EVENTS",
+			SubjectPrefix: "eventsvc",
+			MaxAge:        7 * 24 * time.Hour,
+			DedupeWindow:  time.Hour,
+			Replicas:      1,
+		},
+		Stream: Stream{
+			BufferSize: 1024,
+			Heartbeat:  15 * time.Second,
+		},
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Validate reports the first invalid setting, naming it as its flag is named.
+// The error wraps ErrInvalid.
+func (c Config) Validate() error {
+	bad := func(setting, format string, args ...any) error {
+		return fmt.Errorf("%w: --%s: %s", ErrInvalid, setting, fmt.Sprintf(format, args...))
+	}
+	for _, a := range []struct{ name, addr string }{{"http-addr", c.HTTPAddr}, {"grpc-addr", c.GRPCAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return bad(a.name, "%q is not host:port", a.addr)
+		}
+	}
+	for _, s := range c.Webhook.Secrets {
+		if strings.TrimSpace(s) == "" {
+			return bad("webhook-secret", "empty secret in the list")
+		}
+	}
+	if c.Webhook.MaxBodyBytes <= 0 {
+		return bad("webhook-max-body", "must be positive, got %d", c.Webhook.MaxBodyBytes)
+	}
+	if c.Log.NATSURL == "" && c.Log.DataDir == "" {
+		return bad("data-dir", "must be set when --nats-url is not")
+	}
+	if !isToken(c.Log.StreamName) {
+		return bad("stream-name", "%q must be letters, digits, '-' or '_'", c.Log.StreamName)
+	}
+	if !isToken(c.Log.SubjectPrefix) {
+		return bad("subject-prefix", "%q must be letters, digits, '-' or '_'", c.Log.SubjectPrefix)
+	}
+	if c.Log.MaxAge < 0 {
+		return bad("retention-max-age", "must not be negative")
+	}
+	if c.Log.MaxBytes < 0 {
+		return bad("retention-max-bytes", "must not be negative")
+	}
+	if c.Log.DedupeWindow <= 0 {
+		return bad("dedupe-window", "must be positive")
+	}
+	if c.Log.MaxAge > 0 && c.Log.DedupeWindow > c.Log.MaxAge {
+		return bad("dedupe-window", "%s is longer than --retention-max-age %s", c.Log.DedupeWindow, c.Log.MaxAge)
+	}
+	if c.Log.Replicas < 1 || c.Log.Replicas > 5 {
+		return bad("replicas", "must be 1 to 5, got %d", c.Log.Replicas)
+	}
+	if c.Stream.BufferSize < 1 {
+		return bad("stream-buffer", "must be at least 1, got %d", c.Stream.BufferSize)
+	}
+	if c.Stream.Heartbeat < 100*time.Millisecond {
+		return bad("heartbeat", "must be at least 100ms, got %s", c.Stream.Heartbeat)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return bad("shutdown-timeout", "must be positive")
+	}
+	return nil
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
