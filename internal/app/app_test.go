@@ -41,7 +41,7 @@ type server struct {
 	base   string // http://host:port
 }
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.GRPCAddr = "127.0.0.1:0"
@@ -49,7 +49,7 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg config.Config) *server {
+func start(t testing.TB, cfg config.Config) *server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -70,7 +70,7 @@ func start(t *testing.T, cfg config.Config) *server {
 	return &server{app: a, cfg: cfg, client: eventsv1.NewEventServiceClient(conn), base: "http://" + a.HTTPAddr()}
 }
 
-func shutdown(t *testing.T, a *app.App) {
+func shutdown(t testing.TB, a *app.App) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := a.Shutdown(ctx); err != nil {

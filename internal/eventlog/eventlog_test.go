@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,4 +271,28 @@ func TestRedactURL(t *testing.T) {
 	if want := "nats://***@h1:4222,nats://h2:4222"; got != want {
 		t.Fatalf("redactURL = %q, want %q", got, want)
 	}
+}
+
+// BenchmarkPublish measures stores per second into the embedded log from
+// many goroutines, as concurrent webhooks do.
+func BenchmarkPublish(b *testing.B) {
+	l, err := Open(context.Background(), Config{DataDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ev := testEvent(int(n.Add(1)), "twlo_16311113333", eventsv1.EventType_EVENT_TYPE_MESSAGE)
+			ev.RawJson = make([]byte, 700)
+			if _, err := l.Publish(context.Background(), ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -242,6 +243,9 @@ func (c *converter) str(path string, raw json.RawMessage) (string, bool) {
 	case 'n':
 		return "", false
 	case '"':
+		if s, ok := plainString(raw); ok {
+			return s, true
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			c.warn("%s: %v", path, err)
@@ -269,12 +273,25 @@ func (c *converter) strList(path string, raw json.RawMessage) []string {
 		c.warn("%s: expected an array of strings, got a string; taken as a list of one", path)
 		return []string{s}
 	case '[':
+		if isEmptyArray(raw) {
+			return nil
+		}
+		// The common case, all strings, in one decode. A null item would
+		// decode silently as "", so an array with a null takes the slow path
+		// that reports it.
+		var out []string
+		if !bytes.Contains(raw, []byte("null")) {
+			if err := json.Unmarshal(raw, &out); err == nil {
+				return out
+			}
+		}
+		// Not all strings: take the strings, report the rest.
+		out = nil
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
 			c.warn("%s: %v", path, err)
 			return nil
 		}
-		var out []string
 		for i, item := range items {
 			if kind(item) != '"' {
 				c.warn("%s[%d]: expected a string, got %s; skipped", path, i, kindName(kind(item)))
@@ -288,6 +305,26 @@ func (c *converter) strList(path string, raw json.RawMessage) []string {
 		c.warn("%s: expected an array of strings, got %s", path, kindName(k))
 		return nil
 	}
+}
+
+// plainString returns the value of a JSON string that needs no unescaping
+// (the common case), without the decoder's allocations. raw comes from a
+// document already validated as JSON.
+func plainString(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
+}
+
+func isEmptyArray(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) >= 2 && raw[0] == '[' && len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0
 }
 
 // integer reads a JSON integer; a string holding one is accepted with a

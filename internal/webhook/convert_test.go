@@ -248,6 +248,11 @@ func TestSurprises(t *testing.T) {
 				m := e.GetMessage()
 				return len(m.GetFileUrls()) == 1 && len(m.GetImageUrls()) == 1 && m.GetImageUrls()[0] == "https://x/b"
 			}, []string{"file_urls: expected an array of strings, got a string", "image_urls[1]: expected a string, got a number; skipped"}},
+		{"null inside a URL list", `{"message_id":"m","event":"message","video_urls":["https://x/null",null]}`, "",
+			func(e *eventsv1.Event) bool {
+				v := e.GetMessage().GetVideoUrls()
+				return len(v) == 1 && v[0] == "https://x/null"
+			}, []string{"video_urls[1]: expected a string, got null; skipped"}},
 		{"body and URL disagree on the channel", `{"message_id":"m","event":"message","provider":"twlo","channel_key":"twlo_1"}`, "twlo_2",
 			func(e *eventsv1.Event) bool { return e.GetChannelKey() == "twlo_1" },
 			[]string{`channel_key: the body says "twlo_1" but the webhook URL says "twlo_2"`}},
@@ -329,4 +334,14 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("event does not marshal: %v", err)
 		}
 	})
+}
+
+func BenchmarkConvert(b *testing.B) {
+	body := readSample(b, "message_twlo.json")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Convert(body, "", received); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -1,0 +1,92 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkIngest measures webhooks per second over real HTTP on loopback,
+// with 64 concurrent senders, in two cases: "stored" is the full service, each
+// webhook acknowledged only once it is in the embedded event log (default
+// durability settings); "bare-json" is a Go handler that only reads and
+// parses the JSON, the baseline the ingest target is set against.
+//
+//	go test -run '^$' -bench Ingest -benchtime 20000x ./internal/app/
+func BenchmarkIngest(b *testing.B) {
+	template, err := readTemplate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("stored", func(b *testing.B) {
+		s := start(b, testConfig(b))
+		benchPost(b, s.base+"/webhooks/sociocs", template)
+	})
+	b.Run("bare-json", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(r.Body)
+			var v map[string]any
+			if err != nil || json.Unmarshal(body, &v) != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"ok":true}`))
+		})}
+		go srv.Serve(ln)
+		defer srv.Close()
+		benchPost(b, "http://"+ln.Addr().String()+"/webhooks/sociocs", template)
+	})
+}
+
+// readTemplate returns the sample message with a placeholder message id.
+func readTemplate() ([]byte, error) {
+	var m map[string]any
+	body, err := os.ReadFile("../webhook/testdata/message_twlo.json")
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	m["message_id"] = "MESSAGE_ID"
+	return json.Marshal(m)
+}
+
+func benchPost(b *testing.B, url string, template []byte) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 128}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var n atomic.Int64
+	b.SetParallelism(32) // x GOMAXPROCS senders
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			// A distinct message id per webhook, so none is a duplicate.
+			body := bytes.Replace(template, []byte("MESSAGE_ID"), []byte(fmt.Sprintf("MM%024d", n.Add(1))), 1)
+			resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "webhooks/s")
+}
