@@ -31,7 +31,7 @@ const stopWait = 250 * time.Millisecond
 // stuck in flow control, the handler can still end the RPC, which fails the
 // stuck send. While the sender runs, the hub wakes it directly, so a delivery
 // costs one goroutine wake-up.
-func (s *Service) live(ctx context.Context, sub *subscriber, c *cursor, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
+func (s *Service) live(ctx context.Context, client string, sub *subscriber, c *cursor, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
 	snd := &sender{out: out, sub: sub, obs: s.opts.Observer, stop: make(chan struct{}), done: make(chan error, 1)}
 	snd.last.Store(c.last)
 	running := false
@@ -60,7 +60,7 @@ func (s *Service) live(ctx context.Context, sub *subscriber, c *cursor, out grpc
 		case <-s.hub.Done():
 			return end(shuttingDown(snd.last.Load(), c.epoch))
 		case <-sub.evicted:
-			s.opts.Observer.SubscriberEvicted()
+			s.opts.Observer.SubscriberEvicted(client)
 			last := snd.last.Load()
 			s.log.Warn("subscriber fell behind; ending its stream", "buffer", sub.max, "resume_after", last)
 			return end(resumeStatus(codes.ResourceExhausted, "slow_consumer",

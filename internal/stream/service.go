@@ -68,21 +68,22 @@ type Options struct {
 // Observer is told what happens to streams, for metrics. Its methods must
 // be cheap and must not block.
 type Observer interface {
-	// StreamStarted and StreamEnded bracket every stream.
-	StreamStarted()
-	StreamEnded(code codes.Code)
+	// StreamStarted and StreamEnded bracket every stream. client names the
+	// authenticated client ("" when the API is open).
+	StreamStarted(client string)
+	StreamEnded(client string, code codes.Code)
 	// EventsDelivered counts events sent to one subscriber.
 	EventsDelivered(n int)
 	// SubscriberEvicted counts subscribers ended for falling behind.
-	SubscriberEvicted()
+	SubscriberEvicted(client string)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) StreamStarted()         {}
-func (nopObserver) StreamEnded(codes.Code) {}
-func (nopObserver) EventsDelivered(int)    {}
-func (nopObserver) SubscriberEvicted()     {}
+func (nopObserver) StreamStarted(string)           {}
+func (nopObserver) StreamEnded(string, codes.Code) {}
+func (nopObserver) EventsDelivered(int)            {}
+func (nopObserver) SubscriberEvicted(string)       {}
 
 // Service implements eventsv1.EventServiceServer.
 type Service struct {
@@ -200,8 +201,9 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 	if err != nil {
 		return err
 	}
-	s.opts.Observer.StreamStarted()
-	defer func() { s.opts.Observer.StreamEnded(status.Code(err)) }()
+	client := ""
+	s.opts.Observer.StreamStarted(client)
+	defer func() { s.opts.Observer.StreamEnded(client, status.Code(err)) }()
 
 	epoch := s.src.Epoch()
 	sub := newSubscriber(f, s.opts.BufferSize)
@@ -239,7 +241,7 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 			return toStatus(err)
 		}
 	}
-	return s.live(ctx, sub, c, out)
+	return s.live(ctx, client, sub, c, out)
 }
 
 // cursor is the resume position of a stream: the last sequence the client
