@@ -14,6 +14,7 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -39,6 +40,8 @@ type Filter struct {
 	types, providers, statuses uint64
 	channels                   []string
 	channelSet                 map[string]struct{} // built when channels is long
+	// scope, when set, also restricts channels (by prefix); see Within.
+	scope *Scope
 }
 
 // channelSetAt is the number of channel keys from which lookups use a map.
@@ -73,16 +76,25 @@ func New(channelKeys []string, providers []eventsv1.Provider, types []eventsv1.E
 			return Filter{}, fmt.Errorf("%w: channel_keys[%d]: not valid UTF-8", ErrInvalid, i)
 		}
 	}
-	if len(channelKeys) > 0 {
-		f.channels = append([]string(nil), channelKeys...)
+	f.setChannels(append([]string(nil), channelKeys...))
+	return f, nil
+}
+
+// setChannels makes f accept the given channel keys only (any when empty),
+// taking ownership of the slice.
+func (f *Filter) setChannels(keys []string) {
+	f.channels, f.channelSet = nil, nil
+	if len(keys) == 0 {
+		return
 	}
-	if len(channelKeys) >= channelSetAt {
-		f.channelSet = make(map[string]struct{}, len(channelKeys))
-		for _, c := range channelKeys {
+	slices.Sort(keys)
+	f.channels = keys
+	if len(keys) >= channelSetAt {
+		f.channelSet = make(map[string]struct{}, len(keys))
+		for _, c := range keys {
 			f.channelSet[c] = struct{}{}
 		}
 	}
-	return f, nil
 }
 
 func mask[E ~int32](field string, values []E, names map[int32]string) (uint64, error) {
@@ -112,7 +124,7 @@ func (f *Filter) Match(k *Key) bool {
 		return false
 	}
 	if len(f.channels) == 0 {
-		return true
+		return f.scope == nil || f.scope.permitsChannel(k.Channel)
 	}
 	if f.channelSet != nil {
 		_, ok := f.channelSet[k.Channel]
@@ -130,7 +142,7 @@ func inMask(m uint64, v int32) bool { return v >= 0 && v < 64 && m&(1<<uint(v)) 
 
 // MatchAll reports whether the filter accepts every event.
 func (f *Filter) MatchAll() bool {
-	return f.types == 0 && f.providers == 0 && f.statuses == 0 && len(f.channels) == 0
+	return f.types == 0 && f.providers == 0 && f.statuses == 0 && len(f.channels) == 0 && f.scope == nil
 }
 
 // ChannelKeys returns the channel keys the filter accepts; nil means any.
@@ -144,7 +156,8 @@ const maxSubjects = 64
 // Subjects returns subject patterns under prefix that together select exactly
 // the events the filter matches, for filtering in the log. When that would
 // take more than a few dozen patterns it returns the pattern for all events;
-// the caller must then also apply Match (which is always correct to do).
+// the caller must then also apply Match (which is always correct to do, and
+// needed for a filter narrowed to channel prefixes by Within).
 func (f *Filter) Subjects(prefix string) []string {
 	types := tokens(f.types, typeTokens)
 	providers := tokens(f.providers, providerTokens)

@@ -1,0 +1,271 @@
+// Package auth knows eventsvc's API clients: it reads the auth file, which
+// lists each client with the SHA-256 of its bearer token (never the token)
+// and/or the subject of its TLS client certificate, and what it may read; and
+// it tells who presented a credential.
+//
+// A Store is safe for concurrent use; Reload swaps the client table
+// atomically, so requests in flight keep the table they started with.
+package auth
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"go.yaml.in/yaml/v3"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/filter"
+)
+
+// Errors of this package, to be checked with errors.Is.
+var (
+	// ErrUnauthenticated means no credential was presented, or one that no
+	// client in the auth file has.
+	ErrUnauthenticated = errors.New("auth: unauthenticated")
+	// ErrInvalidFile means the auth file could not be read or is not valid;
+	// the message names the client and the field.
+	ErrInvalidFile = errors.New("auth: invalid auth file")
+)
+
+// MaxFileBytes bounds the auth file.
+const MaxFileBytes = 4 << 20
+
+// Client is one API client: its name (for logs, metrics and limits) and the
+// events it may read.
+type Client struct {
+	Name  string
+	Scope filter.Scope
+}
+
+// Store holds the clients of an auth file.
+type Store struct {
+	path  string
+	log   *slog.Logger
+	table atomic.Pointer[table]
+}
+
+type table struct {
+	clients  []*entry
+	bySubj   map[string]*Client
+	nClients int
+}
+
+type entry struct {
+	client *Client
+	hash   []byte // SHA-256 of the token; nil: certificate only
+}
+
+// Load reads the auth file at path. The error wraps ErrInvalidFile.
+func Load(path string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{path: path, log: log.With("component", "auth")}
+	t, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s.table.Store(t)
+	s.log.Info("auth file loaded", "path", path, "clients", t.nClients)
+	return s, nil
+}
+
+// Reload reads the file again and, if it is valid, replaces the clients:
+// requests authenticated from then on use the new table; streams already
+// open keep the rights they were opened with. An invalid file leaves the
+// current clients in place and is returned (wrapping ErrInvalidFile).
+func (s *Store) Reload() error {
+	t, err := readFile(s.path)
+	if err != nil {
+		s.log.Error("auth file not reloaded; the previous clients stay in force", "path", s.path, "err", err)
+		return err
+	}
+	s.table.Store(t)
+	s.log.Info("auth file reloaded", "path", s.path, "clients", t.nClients)
+	return nil
+}
+
+// Authenticate returns the client that token (a bearer token, or "") or
+// certSubject (the verified subject of a TLS client certificate in RFC 2253
+// form, or "") identifies. A token, when given, decides: a wrong token is
+// ErrUnauthenticated even with a valid certificate. The token is compared in
+// constant time with every client's.
+func (s *Store) Authenticate(token, certSubject string) (*Client, error) {
+	t := s.table.Load()
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		var found *Client
+		for _, e := range t.clients {
+			// Every entry is compared, so the time taken does not tell which
+			// (or whether one) matched.
+			if e.hash != nil && subtle.ConstantTimeCompare(sum[:], e.hash) == 1 {
+				found = e.client
+			}
+		}
+		if found == nil {
+			return nil, fmt.Errorf("%w: the bearer token is not known", ErrUnauthenticated)
+		}
+		return found, nil
+	}
+	if certSubject != "" {
+		if c, ok := t.bySubj[certSubject]; ok {
+			return c, nil
+		}
+		return nil, fmt.Errorf("%w: no client has the certificate subject %q", ErrUnauthenticated, certSubject)
+	}
+	return nil, fmt.Errorf("%w: no credential: send \"authorization: Bearer <token>\"", ErrUnauthenticated)
+}
+
+// BearerToken extracts the token from an Authorization header value
+// ("Bearer <token>", the scheme in any case); ok is false for another scheme.
+func BearerToken(header string) (token string, ok bool) {
+	scheme, tok, found := strings.Cut(strings.TrimSpace(header), " ")
+	if !found || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// HashToken returns the hex SHA-256 of a token, as the auth file holds it.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// fileClient is one client as written in the auth file.
+type fileClient struct {
+	Name        string   `yaml:"name"`
+	TokenSHA256 string   `yaml:"token_sha256"`
+	CertSubject string   `yaml:"cert_subject"`
+	ChannelKeys []string `yaml:"channel_keys"`
+	Providers   []string `yaml:"providers"`
+	Types       []string `yaml:"types"`
+}
+
+type file struct {
+	Clients []fileClient `yaml:"clients"`
+}
+
+func readFile(path string) (*table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFile, err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileBytes+1)); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidFile, path, err)
+	}
+	if buf.Len() > MaxFileBytes {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrInvalidFile, path, MaxFileBytes)
+	}
+	t, err := parse(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// parse validates the content of an auth file. Unknown fields are errors, so
+// that a misspelt restriction is not silently ignored.
+func parse(data []byte) (*table, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f file
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidFile, err)
+	}
+	t := &table{bySubj: make(map[string]*Client)}
+	names := make(map[string]bool)
+	hashes := make(map[string]string)
+	for i, fc := range f.Clients {
+		bad := func(format string, args ...any) error {
+			who := fmt.Sprintf("clients[%d]", i)
+			if fc.Name != "" {
+				who = fmt.Sprintf("client %q", fc.Name)
+			}
+			return fmt.Errorf("%w: %s: %s", ErrInvalidFile, who, fmt.Sprintf(format, args...))
+		}
+		switch {
+		case fc.Name == "":
+			return nil, bad("name is missing")
+		case names[fc.Name]:
+			return nil, bad("the name is used twice")
+		case fc.TokenSHA256 == "" && fc.CertSubject == "":
+			return nil, bad("give token_sha256, cert_subject or both")
+		}
+		names[fc.Name] = true
+		var hash []byte
+		if fc.TokenSHA256 != "" {
+			h, err := hex.DecodeString(strings.ToLower(fc.TokenSHA256))
+			if err != nil || len(h) != sha256.Size {
+				return nil, bad("token_sha256 is not 64 hex digits (the SHA-256 of the token, e.g. from `printf %%s TOKEN | sha256sum`)")
+			}
+			if other, dup := hashes[string(h)]; dup {
+				return nil, bad("token_sha256 is the same as client %q's", other)
+			}
+			hashes[string(h)] = fc.Name
+			hash = h
+		}
+		providers, err := parseEnums[eventsv1.Provider](fc.Providers, eventsv1.Provider_value, "PROVIDER_", providerCodes)
+		if err != nil {
+			return nil, bad("providers: %v", err)
+		}
+		types, err := parseEnums[eventsv1.EventType](fc.Types, eventsv1.EventType_value, "EVENT_TYPE_", nil)
+		if err != nil {
+			return nil, bad("types: %v", err)
+		}
+		scope, err := filter.NewScope(fc.ChannelKeys, providers, types)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		c := &Client{Name: fc.Name, Scope: scope}
+		t.clients = append(t.clients, &entry{client: c, hash: hash})
+		if fc.CertSubject != "" {
+			if _, dup := t.bySubj[fc.CertSubject]; dup {
+				return nil, bad("cert_subject %q is used by another client", fc.CertSubject)
+			}
+			t.bySubj[fc.CertSubject] = c
+		}
+		t.nClients++
+	}
+	return t, nil
+}
+
+// providerCodes are Sociocs's provider codes, accepted beside the enum names.
+var providerCodes = map[string]int32{
+	"twlo":   int32(eventsv1.Provider_PROVIDER_TWILIO_SMS),
+	"twlowa": int32(eventsv1.Provider_PROVIDER_TWILIO_WHATSAPP),
+	"gswa":   int32(eventsv1.Provider_PROVIDER_GUPSHUP_WHATSAPP),
+	"tlnx":   int32(eventsv1.Provider_PROVIDER_TELNYX_SMS),
+}
+
+// parseEnums accepts an enum value's full name (PROVIDER_TWILIO_SMS), its
+// name without the prefix in any case (twilio_sms, message), or an alias.
+func parseEnums[E ~int32](names []string, values map[string]int32, prefix string, aliases map[string]int32) ([]E, error) {
+	out := make([]E, 0, len(names))
+	for i, n := range names {
+		v, ok := aliases[strings.ToLower(n)]
+		if !ok {
+			v, ok = values[strings.ToUpper(n)]
+		}
+		if !ok {
+			v, ok = values[prefix+strings.ToUpper(n)]
+		}
+		if !ok || v == 0 {
+			return nil, fmt.Errorf("[%d]: unknown value %q", i, n)
+		}
+		out = append(out, E(v))
+	}
+	return out, nil
+}

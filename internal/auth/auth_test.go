@@ -1,0 +1,160 @@
+package auth
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/filter"
+)
+
+func writeFile(t *testing.T, dir, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestHashTokenKnownVector(t *testing.T) {
+	// printf %s test | sha256sum
+	if got, want := HashToken("test"), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"; got != want {
+		t.Fatalf("HashToken = %s, want %s", got, want)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	path := writeFile(t, t.TempDir(), `
+clients:
+  - name: dashboard
+    token_sha256: `+HashToken("dash-token")+`
+    channel_keys: ["twlo_1*"]
+    providers: [twlo, PROVIDER_GUPSHUP_WHATSAPP, twilio_whatsapp]
+    types: [message]
+  - name: audit
+    token_sha256: `+strings.ToUpper(HashToken("audit-token"))+`
+  - name: by-cert
+    cert_subject: CN=reader,O=Example
+`)
+	s, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, token, subject, want string
+	}{
+		{"token", "dash-token", "", "dashboard"},
+		{"upper-case hash in the file", "audit-token", "", "audit"},
+		{"certificate", "", "CN=reader,O=Example", "by-cert"},
+		{"token wins over certificate", "audit-token", "CN=reader,O=Example", "audit"},
+		{"unknown token", "nope", "", ""},
+		{"wrong token with a good certificate", "nope", "CN=reader,O=Example", ""},
+		{"unknown certificate", "", "CN=other", ""},
+		{"nothing", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := s.Authenticate(tt.token, tt.subject)
+			if tt.want == "" {
+				if !errors.Is(err, ErrUnauthenticated) {
+					t.Fatalf("err = %v, want ErrUnauthenticated", err)
+				}
+				if tt.token != "" && strings.Contains(err.Error(), tt.token) {
+					t.Errorf("the error %q repeats the token", err)
+				}
+				return
+			}
+			if err != nil || c.Name != tt.want {
+				t.Fatalf("Authenticate = %v, %v; want %s", c, err, tt.want)
+			}
+		})
+	}
+	c, _ := s.Authenticate("dash-token", "")
+	in := filter.Key{Type: eventsv1.EventType_EVENT_TYPE_MESSAGE, Provider: eventsv1.Provider_PROVIDER_TWILIO_WHATSAPP, Channel: "twlo_19"}
+	out := filter.Key{Type: eventsv1.EventType_EVENT_TYPE_MESSAGE, Provider: eventsv1.Provider_PROVIDER_TELNYX_SMS, Channel: "twlo_19"}
+	if !c.Scope.Permits(&in) || c.Scope.Permits(&out) {
+		t.Errorf("dashboard's scope: Permits(in) = %v, Permits(out) = %v", c.Scope.Permits(&in), c.Scope.Permits(&out))
+	}
+	audit, _ := s.Authenticate("audit-token", "")
+	if !audit.Scope.Unrestricted() {
+		t.Error("a client without restrictions is restricted")
+	}
+}
+
+func TestInvalidFiles(t *testing.T) {
+	h := HashToken("x")
+	tests := []struct{ name, content, want string }{
+		{"no name", "clients:\n  - token_sha256: " + h, "clients[0]: name is missing"},
+		{"no credential", "clients:\n  - name: a", `client "a": give token_sha256, cert_subject or both`},
+		{"bad hash", "clients:\n  - name: a\n    token_sha256: abc", `client "a": token_sha256 is not 64 hex digits`},
+		{"duplicate name", "clients:\n  - name: a\n    token_sha256: " + h + "\n  - name: a\n    cert_subject: CN=a", `client "a": the name is used twice`},
+		{"duplicate token", "clients:\n  - name: a\n    token_sha256: " + h + "\n  - name: b\n    token_sha256: " + h, `client "b": token_sha256 is the same as client "a"'s`},
+		{"unknown provider", "clients:\n  - name: a\n    token_sha256: " + h + "\n    providers: [sms]", `client "a": providers: [0]: unknown value "sms"`},
+		{"unknown type", "clients:\n  - name: a\n    token_sha256: " + h + "\n    types: [messages]", `client "a": types: [0]: unknown value "messages"`},
+		{"bad channel pattern", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys: [\"a*b\"]", `client "a": invalid filter: channel_keys[0]`},
+		{"misspelt field", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_key: [a]", "field channel_key not found"},
+		{"not YAML", "clients: [", "invalid auth file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, t.TempDir(), tt.content), nil)
+			if !errors.Is(err, ErrInvalidFile) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want ErrInvalidFile containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); !errors.Is(err, ErrInvalidFile) {
+		t.Errorf("missing file: err = %v", err)
+	}
+}
+
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "clients:\n  - name: a\n    token_sha256: "+HashToken("ta")+"\n  - name: b\n    token_sha256: "+HashToken("tb"))
+	s, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Revoke a: a's token stops working, b's keeps working.
+	writeFile(t, dir, "clients:\n  - name: b\n    token_sha256: "+HashToken("tb"))
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate("ta", ""); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("revoked token: err = %v", err)
+	}
+	if c, err := s.Authenticate("tb", ""); err != nil || c.Name != "b" {
+		t.Errorf("kept token: %v, %v", c, err)
+	}
+	// An invalid file keeps the clients in force.
+	writeFile(t, dir, "clients: [")
+	if err := s.Reload(); !errors.Is(err, ErrInvalidFile) {
+		t.Fatalf("Reload of an invalid file: err = %v", err)
+	}
+	if _, err := s.Authenticate("tb", ""); err != nil {
+		t.Errorf("after a failed reload: %v", err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct {
+		header, token string
+		ok            bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer  abc ", "abc", true},
+		{"Basic abc", "", false},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		if tok, ok := BearerToken(tt.header); tok != tt.token || ok != tt.ok {
+			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", tt.header, tok, ok, tt.token, tt.ok)
+		}
+	}
+}
