@@ -70,6 +70,14 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.IntVar(&cfg.Stream.BufferSize, "stream-buffer", cfg.Stream.BufferSize, "events a subscriber may lag behind before it is ended with RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.Stream.Heartbeat, "heartbeat", cfg.Stream.Heartbeat, "idle time after which a stream gets a heartbeat")
 
+	fs.IntVar(&cfg.Stream.MaxStreams, "max-streams", cfg.Stream.MaxStreams, "concurrent streams the process serves (gRPC and REST; 0: no limit)")
+	fs.IntVar(&cfg.Stream.MaxStreamsPerClient, "max-streams-per-client", cfg.Stream.MaxStreamsPerClient, "concurrent streams of one client of the auth file (0: no limit)")
+
+	fs.StringVar(&cfg.Auth.File, "auth-file", cfg.Auth.File, "YAML file of API clients, their token hashes and rights; re-read on SIGHUP (empty: the API is open)")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", cfg.TLS.CertFile, "server certificate (PEM) for gRPC and HTTP; with --tls-key")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", cfg.TLS.KeyFile, "server private key (PEM)")
+	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", cfg.TLS.ClientCAFile, "CA (PEM) for client certificates: required over gRPC, verified when given over HTTP")
+
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on a graceful shutdown")

@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -22,6 +26,7 @@ import (
 
 	"github.com/eventsvc/eventsvc"
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
@@ -53,8 +58,12 @@ type App struct {
 	hub    *stream.Hub
 	health *health.Server
 
+	auth       *auth.Store // nil: the API is open
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
+	// gwServer serves the gateway alone, in-process (see memListener).
+	gwServer   *grpc.Server
+	gwLn       *memListener
 	httpServer *http.Server
 	httpLn     net.Listener
 	gwConn     *grpc.ClientConn
@@ -99,6 +108,18 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, err
 	}
 
+	grpcTLS, httpTLS, err := tlsConfigs(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Auth.File != "" {
+		if a.auth, err = auth.Load(cfg.Auth.File, logger); err != nil {
+			return nil, fmt.Errorf("%w: --auth-file: %w", config.ErrInvalid, err)
+		}
+	} else {
+		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
+	}
+
 	a.hub = stream.NewHub(a.evlog, logger)
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopHub = stopHub
@@ -116,19 +137,41 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, fmt.Errorf("app: http listener: %w", err)
 	}
 
-	a.grpcServer = grpc.NewServer(grpcOptions()...)
 	svc := stream.NewService(a.evlog, a.hub, stream.Options{
-		BufferSize: cfg.Stream.BufferSize,
-		Heartbeat:  cfg.Stream.Heartbeat,
-		Logger:     logger,
+		BufferSize:          cfg.Stream.BufferSize,
+		Heartbeat:           cfg.Stream.Heartbeat,
+		MaxStreams:          cfg.Stream.MaxStreams,
+		MaxStreamsPerClient: cfg.Stream.MaxStreamsPerClient,
+		Logger:              logger,
 	})
-	eventsv1.RegisterEventServiceServer(a.grpcServer, svc)
 	a.health = health.NewServer()
-	healthpb.RegisterHealthServer(a.grpcServer, a.health)
-	reflection.Register(a.grpcServer)
+	// Two servers with the same services: the public one on the gRPC port
+	// (TLS when configured), and one that only the gateway reaches, which
+	// may trust the certificate subject the gateway forwards.
+	newServer := func(forwarded bool, extra ...grpc.ServerOption) *grpc.Server {
+		opts := append(grpcOptions(), extra...)
+		if a.auth != nil {
+			au := &authenticator{store: a.auth, forwarded: forwarded, log: logger}
+			opts = append(opts, grpc.ChainUnaryInterceptor(au.unary), grpc.ChainStreamInterceptor(au.stream))
+		}
+		srv := grpc.NewServer(opts...)
+		eventsv1.RegisterEventServiceServer(srv, svc)
+		healthpb.RegisterHealthServer(srv, a.health)
+		reflection.Register(srv)
+		return srv
+	}
+	var public []grpc.ServerOption
+	if grpcTLS != nil {
+		public = append(public, grpc.Creds(credentials.NewTLS(grpcTLS)))
+	}
+	a.grpcServer = newServer(false, public...)
+	a.gwServer = newServer(true)
+	a.gwLn = newMemListener()
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
+	a.goServe("grpc-gateway", func() error { return a.gwServer.Serve(a.gwLn) })
 
-	a.gwConn, err = grpc.NewClient(a.grpcLn.Addr().String(),
+	a.gwConn, err = grpc.NewClient("passthrough:///gateway",
+		grpc.WithContextDialer(a.gwLn.dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
@@ -165,14 +208,21 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	a.httpServer = &http.Server{
 		Handler:           mux,
+		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	a.goServe("http", func() error { return a.httpServer.Serve(a.httpLn) })
+	a.goServe("http", func() error {
+		if httpTLS != nil {
+			return a.httpServer.ServeTLS(a.httpLn, "", "")
+		}
+		return a.httpServer.Serve(a.httpLn)
+	})
 
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch())
+	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch(),
+		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
 }
 
@@ -239,11 +289,16 @@ func (a *App) shutdown(ctx context.Context) error {
 		a.httpServer.Close()
 	}
 	stopped := make(chan struct{})
-	go func() { a.grpcServer.GracefulStop(); close(stopped) }()
+	go func() {
+		a.grpcServer.GracefulStop()
+		a.gwServer.GracefulStop()
+		close(stopped)
+	}()
 	select {
 	case <-stopped:
 	case <-ctx.Done():
 		a.grpcServer.Stop()
+		a.gwServer.Stop()
 		<-stopped
 		errs = append(errs, fmt.Errorf("app: grpc shutdown: %w", ctx.Err()))
 	}
@@ -266,6 +321,9 @@ func (a *App) closeAll() {
 	} else if a.grpcLn != nil {
 		a.grpcLn.Close()
 	}
+	if a.gwServer != nil {
+		a.gwServer.Stop()
+	}
 	if a.httpServer != nil {
 		a.httpServer.Close()
 	} else if a.httpLn != nil {
@@ -276,17 +334,39 @@ func (a *App) closeAll() {
 	}
 }
 
+// ReloadAuth re-reads the auth file: new requests are authenticated with
+// the new clients, open streams keep going. An invalid file leaves the
+// current clients in force and is returned. Without an auth file it does
+// nothing.
+func (a *App) ReloadAuth() error {
+	if a.auth == nil {
+		return nil
+	}
+	return a.auth.Reload()
+}
+
 // Run starts the app, serves until ctx ends or a part fails, then shuts down
-// within cfg.ShutdownTimeout.
+// within cfg.ShutdownTimeout. SIGHUP re-reads the auth file.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	a, err := Start(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-a.Err():
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case runErr = <-a.Err():
+			break serve
+		case <-hup:
+			// Reload logs its outcome; a bad file keeps the old clients.
+			_ = a.ReloadAuth()
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

@@ -31,6 +31,10 @@ type Config struct {
 	Log EventLog
 	// Stream configures subscriber streams.
 	Stream Stream
+	// Auth configures who may use the API.
+	Auth Auth
+	// TLS configures TLS for both servers.
+	TLS TLS
 
 	// LogFormat is "text" (default) or "json".
 	LogFormat string
@@ -82,7 +86,35 @@ type Stream struct {
 	// Heartbeat is how long a stream may be idle before a heartbeat is sent.
 	// Default 15 s.
 	Heartbeat time.Duration
+	// MaxStreams bounds the concurrent streams of the process (gRPC and
+	// REST). Default 20000; 0: no bound.
+	MaxStreams int
+	// MaxStreamsPerClient bounds the concurrent streams of one client of the
+	// auth file. Default 1000; 0: no bound.
+	MaxStreamsPerClient int
 }
+
+// Auth configures who may use the API.
+type Auth struct {
+	// File is the YAML file of API clients (see internal/auth). Empty: the
+	// API is open to whoever can reach it.
+	File string
+}
+
+// TLS configures TLS for the gRPC and the HTTP server. All empty: plain
+// text.
+type TLS struct {
+	// CertFile and KeyFile are the server's certificate chain and key (PEM).
+	CertFile, KeyFile string
+	// ClientCAFile (PEM) makes the servers verify client certificates: gRPC
+	// requires one; HTTP verifies one when given (Sociocs's webhooks come
+	// without). A verified certificate's subject can name a client in the
+	// auth file.
+	ClientCAFile string
+}
+
+// Enabled reports whether the servers use TLS.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -101,8 +133,10 @@ func Default() Config {
 			Replicas:      1,
 		},
 		Stream: Stream{
-			BufferSize: 1024,
-			Heartbeat:  15 * time.Second,
+			BufferSize:          1024,
+			Heartbeat:           15 * time.Second,
+			MaxStreams:          20000,
+			MaxStreamsPerClient: 1000,
 		},
 		LogFormat:       "text",
 		LogLevel:        "info",
@@ -158,6 +192,18 @@ func (c Config) Validate() error {
 	}
 	if c.Stream.Heartbeat < 100*time.Millisecond {
 		return bad("heartbeat", "must be at least 100ms, got %s", c.Stream.Heartbeat)
+	}
+	if c.Stream.MaxStreams < 0 {
+		return bad("max-streams", "must not be negative")
+	}
+	if c.Stream.MaxStreamsPerClient < 0 {
+		return bad("max-streams-per-client", "must not be negative")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		return bad("tls-client-ca", "needs --tls-cert and --tls-key: client certificates are verified over TLS only")
 	}
 	switch c.LogFormat {
 	case "text", "json":

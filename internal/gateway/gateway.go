@@ -20,6 +20,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -33,17 +34,31 @@ func New(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
-		// Only the authorization header is passed on (for authentication);
-		// grpc-gateway's default passes a few more standard ones.
+		// Only the authorization header is passed on. grpc-gateway's default
+		// would also turn any Grpc-Metadata-* header into metadata, with
+		// which a client could claim a certificate subject it has not got.
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if http.CanonicalHeaderKey(key) == "Authorization" {
 				return "authorization", true
 			}
-			return runtime.DefaultHeaderMatcher(key)
+			return "", false
 		}),
+		runtime.WithMetadata(forwardClientSubject),
 	)
 	if err := eventsv1.RegisterEventServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("gateway: register EventService: %w", err)
 	}
 	return mux, nil
+}
+
+// ClientSubjectMetadata is the metadata key under which the gateway passes
+// on the subject (RFC 2253) of the verified TLS certificate of an HTTP
+// client. Only a gRPC server that the gateway alone can reach may trust it.
+const ClientSubjectMetadata = "x-eventsvc-client-subject"
+
+func forwardClientSubject(_ context.Context, r *http.Request) metadata.MD {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return metadata.Pairs(ClientSubjectMetadata, r.TLS.VerifiedChains[0][0].Subject.String())
 }

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/filter"
 	"github.com/eventsvc/eventsvc/internal/record"
 )
 
@@ -31,7 +30,7 @@ var errPageFull = errors.New("page full")
 // The time range applies to the time the log stored each event, which is
 // within milliseconds of Event.received_at.
 func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsRequest) (*eventsv1.ListEventsResponse, error) {
-	f, err := filter.New(req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
+	f, err := narrow(ctx, req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -63,6 +64,46 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives stream events for metrics; optional.
 	Observer Observer
+	// MaxStreams bounds the concurrent streams of this service; past it a
+	// new stream is RESOURCE_EXHAUSTED. 0: no bound.
+	MaxStreams int
+	// MaxStreamsPerClient bounds the concurrent streams of one
+	// authenticated client. 0: no bound. It does not apply to requests
+	// without a client (an open API).
+	MaxStreamsPerClient int
+}
+
+// Client is who a request comes from, as authentication established it, and
+// what it may read.
+type Client struct {
+	// Name identifies the client in logs, metrics and limits.
+	Name string
+	// Scope is what the client may read; nil: everything.
+	Scope *filter.Scope
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying the authenticated client of a request. A
+// request whose context carries none is served unrestricted (the API is
+// open).
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+func clientFrom(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}
+
+// narrow validates the filter fields of a request and narrows them to what
+// the request's client may read.
+func narrow(ctx context.Context, channelKeys []string, providers []eventsv1.Provider, types []eventsv1.EventType, statuses []eventsv1.Status) (filter.Filter, error) {
+	f, err := filter.New(channelKeys, providers, types, statuses)
+	if err != nil {
+		return filter.Filter{}, err
+	}
+	return f.Within(clientFrom(ctx).Scope)
 }
 
 // Observer is told what happens to streams, for metrics. Its methods must
@@ -92,6 +133,11 @@ type Service struct {
 	hub  *Hub
 	opts Options
 	log  *slog.Logger
+
+	// mu protects streams and perClient, the counts of open streams.
+	mu        sync.Mutex
+	streams   int
+	perClient map[string]int
 }
 
 // NewService returns the service over src, fed live by hub (which must be
@@ -109,7 +155,7 @@ func NewService(src Source, hub *Hub, opts Options) *Service {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	return &Service{src: src, hub: hub, opts: opts, log: opts.Logger.With("component", "stream")}
+	return &Service{src: src, hub: hub, opts: opts, log: opts.Logger.With("component", "stream"), perClient: make(map[string]int)}
 }
 
 // start is a validated start position.
@@ -186,10 +232,15 @@ func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRe
 // StreamEvents implements EventService.StreamEvents.
 func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) (err error) {
 	ctx := out.Context()
-	f, err := filter.New(req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
+	f, err := narrow(ctx, req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
 	if err != nil {
 		return toStatus(err)
 	}
+	client := clientFrom(ctx).Name
+	if err := s.acquire(client); err != nil {
+		return err
+	}
+	defer s.release(client)
 	select {
 	case <-s.hub.ready:
 	case <-s.hub.Done():
@@ -201,7 +252,6 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 	if err != nil {
 		return err
 	}
-	client := ""
 	s.opts.Observer.StreamStarted(client)
 	defer func() { s.opts.Observer.StreamEnded(client, status.Code(err)) }()
 
@@ -242,6 +292,35 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 		}
 	}
 	return s.live(ctx, client, sub, c, out)
+}
+
+// acquire counts a new stream of client against the limits, or fails with
+// RESOURCE_EXHAUSTED saying which limit was reached.
+func (s *Service) acquire(client string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.MaxStreams > 0 && s.streams >= s.opts.MaxStreams {
+		return status.Errorf(codes.ResourceExhausted, "the server has %d streams open, its limit: retry later", s.streams)
+	}
+	if client != "" && s.opts.MaxStreamsPerClient > 0 && s.perClient[client] >= s.opts.MaxStreamsPerClient {
+		return status.Errorf(codes.ResourceExhausted, "client %q has %d streams open, its limit: close one first", client, s.perClient[client])
+	}
+	s.streams++
+	if client != "" {
+		s.perClient[client]++
+	}
+	return nil
+}
+
+func (s *Service) release(client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams--
+	if client != "" {
+		if s.perClient[client]--; s.perClient[client] == 0 {
+			delete(s.perClient, client)
+		}
+	}
 }
 
 // cursor is the resume position of a stream: the last sequence the client
@@ -310,6 +389,9 @@ func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	if scope := clientFrom(ctx).Scope; scope != nil && !scope.Permits(&rec.Key) {
+		return nil, status.Error(codes.PermissionDenied, "the event's channel, provider or type is outside this client's rights")
+	}
 	ev, err := rec.Event()
 	if err != nil {
 		return nil, toStatus(err)
@@ -333,6 +415,8 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, filter.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, filter.ErrForbidden):
+		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, record.ErrNotFound):
 		return status.Error(codes.NotFound, "no such event (it may have expired from the log)")
 	case errors.Is(err, record.ErrUnavailable):

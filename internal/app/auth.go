@@ -1,0 +1,186 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/auth"
+	"github.com/eventsvc/eventsvc/internal/config"
+	"github.com/eventsvc/eventsvc/internal/gateway"
+	"github.com/eventsvc/eventsvc/internal/stream"
+)
+
+// eventServicePrefix selects the methods that need a client; health and
+// reflection stay open, as probes and tools expect.
+var eventServicePrefix = "/" + eventsv1.EventService_ServiceDesc.ServiceName + "/"
+
+// authenticator establishes the client of each EventService call from its
+// bearer token or its TLS client certificate, and puts it in the context for
+// the stream service.
+type authenticator struct {
+	store *auth.Store
+	// forwarded: the certificate subject comes from the gateway's metadata,
+	// not from the connection. Only the in-process server the gateway alone
+	// can reach sets it.
+	forwarded bool
+	log       *slog.Logger
+}
+
+func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
+	if !strings.HasPrefix(method, eventServicePrefix) {
+		return ctx, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var token string
+	if v := md.Get("authorization"); len(v) > 0 {
+		var ok bool
+		if token, ok = auth.BearerToken(v[0]); !ok {
+			return nil, status.Error(codes.Unauthenticated, `the authorization header is not "Bearer <token>"`)
+		}
+	}
+	var subject string
+	if a.forwarded {
+		if v := md.Get(gateway.ClientSubjectMetadata); len(v) == 1 {
+			subject = v[0]
+		}
+	} else {
+		subject = peerSubject(ctx)
+	}
+	c, err := a.store.Authenticate(token, subject)
+	if err != nil {
+		a.log.Warn("request refused: not authenticated", "method", method, "reason", err)
+		return nil, status.Error(codes.Unauthenticated, "missing or unknown credential: send \"authorization: Bearer <token>\" with a token of the auth file")
+	}
+	return stream.WithClient(ctx, stream.Client{Name: c.Name, Scope: &c.Scope}), nil
+}
+
+func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := a.authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+}
+
+// contextStream replaces a server stream's context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+// peerSubject is the subject of the connection's verified client
+// certificate, or "".
+func peerSubject(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return info.State.VerifiedChains[0][0].Subject.String()
+}
+
+// tlsConfigs loads the server certificate and the client CA. The gRPC
+// configuration requires a client certificate when a CA is given; the HTTP
+// one only verifies a certificate that is presented, because webhooks come
+// without one (they are authenticated by their signature).
+func tlsConfigs(c config.TLS) (grpcTLS, httpTLS *tls.Config, err error) {
+	if !c.Enabled() {
+		return nil, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: --tls-cert/--tls-key: %v", config.ErrInvalid, err)
+	}
+	base := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	grpcTLS, httpTLS = base.Clone(), base.Clone()
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: --tls-client-ca: %v", config.ErrInvalid, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("%w: --tls-client-ca: %s holds no PEM certificate", config.ErrInvalid, c.ClientCAFile)
+		}
+		grpcTLS.ClientCAs, grpcTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		httpTLS.ClientCAs, httpTLS.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return grpcTLS, httpTLS, nil
+}
+
+// memListener is an in-process listener: the gateway reaches the gRPC
+// server through it without a socket, without TLS, and without a way for
+// anyone else to connect (which is what lets that server trust the
+// gateway's forwarded certificate subject).
+type memListener struct {
+	conns     chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func newMemListener() *memListener {
+	return &memListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *memListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *memListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *memListener) Addr() net.Addr { return memAddr{} }
+
+// dial connects to the listener; it has grpc.WithContextDialer's signature.
+func (l *memListener) dial(ctx context.Context, _ string) (net.Conn, error) {
+	server, client := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.closed:
+	case <-ctx.Done():
+	}
+	server.Close()
+	client.Close()
+	return nil, net.ErrClosed
+}
+
+type memAddr struct{}
+
+func (memAddr) Network() string { return "memory" }
+func (memAddr) String() string  { return "gateway" }
