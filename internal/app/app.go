@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -25,6 +26,7 @@ import (
 	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
+	"github.com/eventsvc/eventsvc/internal/metrics"
 	"github.com/eventsvc/eventsvc/internal/stream"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
@@ -63,6 +65,10 @@ type App struct {
 	errc    chan error // first error of a serving goroutine
 	wg      sync.WaitGroup
 
+	// metrics is registered on a registry of this app's own, so that
+	// several apps can run in one process.
+	metrics *metrics.Metrics
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -82,6 +88,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 			a.closeAll()
 		}
 	}()
+	if a.metrics, err = metrics.New(prometheus.NewRegistry()); err != nil {
+		return nil, err
+	}
 
 	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
 		URL:           cfg.Log.NATSURL,
@@ -116,16 +125,18 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, fmt.Errorf("app: http listener: %w", err)
 	}
 
-	a.grpcServer = grpc.NewServer(grpcOptions()...)
+	a.grpcServer = grpc.NewServer(append(grpcOptions(), a.metrics.GRPCServerOptions()...)...)
 	svc := stream.NewService(a.evlog, a.hub, stream.Options{
 		BufferSize: cfg.Stream.BufferSize,
 		Heartbeat:  cfg.Stream.Heartbeat,
 		Logger:     logger,
+		Observer:   a.metrics,
 	})
 	eventsv1.RegisterEventServiceServer(a.grpcServer, svc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpcServer, a.health)
 	reflection.Register(a.grpcServer)
+	a.metrics.InitializeGRPC(a.grpcServer)
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
 
 	a.gwConn, err = grpc.NewClient(a.grpcLn.Addr().String(),
@@ -150,6 +161,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		Secrets:      secrets,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
 		Logger:       logger,
+		Observer:     a.metrics,
 	})
 
 	mux := http.NewServeMux()
@@ -163,6 +175,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.Handle("GET /metrics", a.metrics.Handler(logger))
 	a.httpServer = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
