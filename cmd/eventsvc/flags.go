@@ -70,6 +70,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.IntVar(&cfg.Stream.BufferSize, "stream-buffer", cfg.Stream.BufferSize, "events a subscriber may lag behind before it is ended with RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.Stream.Heartbeat, "heartbeat", cfg.Stream.Heartbeat, "idle time after which a stream gets a heartbeat")
 
+	fs.DurationVar(&cfg.ReadinessInterval, "readiness-interval", cfg.ReadinessInterval, "how often readiness (event log reachable, stream present) is checked for /readyz and gRPC health")
+
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on a graceful shutdown")

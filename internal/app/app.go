@@ -1,6 +1,7 @@
 // Package app is eventsvc's composition root: it builds the event log, the
 // hub, the gRPC server, the REST gateway and the HTTP server from a Config,
-// and owns the order in which they start and stop.
+// and owns the order in which they start and stop. It also wires the metrics
+// and keeps readiness (/readyz and the gRPC health service) current.
 package app
 
 import (
@@ -65,6 +66,10 @@ type App struct {
 	errc    chan error // first error of a serving goroutine
 	wg      sync.WaitGroup
 
+	// ready is what /readyz and the gRPC health service report; a watcher
+	// that stopReadiness ends keeps it current.
+	ready         *readiness
+	stopReadiness context.CancelFunc
 	// metrics is registered on a registry of this app's own, so that
 	// several apps can run in one process.
 	metrics *metrics.Metrics
@@ -134,6 +139,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	eventsv1.RegisterEventServiceServer(a.grpcServer, svc)
 	a.health = health.NewServer()
+	a.ready = newReadiness(a.health)
 	healthpb.RegisterHealthServer(a.grpcServer, a.health)
 	reflection.Register(a.grpcServer)
 	a.metrics.InitializeGRPC(a.grpcServer)
@@ -175,6 +181,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /readyz", a.serveReadyz)
 	mux.Handle("GET /metrics", a.metrics.Handler(logger))
 	a.httpServer = &http.Server{
 		Handler:           mux,
@@ -184,7 +191,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	}
 	a.goServe("http", func() error { return a.httpServer.Serve(a.httpLn) })
 
-	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// Ready once the first check passes; then checked again every
+	// ReadinessInterval, so that losing NATS shows and so does its return.
+	a.checkReadiness(ctx)
+	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopReadiness = stopReadiness
+	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch())
 	return a, nil
 }
@@ -242,7 +254,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 func (a *App) shutdown(ctx context.Context) error {
 	a.log.Info("shutting down")
-	a.health.Shutdown()
+	// Not ready from now on, over gRPC health and /readyz alike.
+	a.ready.stop()
+	a.stopReadiness()
 	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
 	// with its resume position, so that the servers below can drain.
 	a.stopHub()
@@ -270,6 +284,9 @@ func (a *App) shutdown(ctx context.Context) error {
 func (a *App) closeAll() {
 	if a.stopHub != nil {
 		a.stopHub()
+	}
+	if a.stopReadiness != nil {
+		a.stopReadiness()
 	}
 	if a.gwConn != nil {
 		a.gwConn.Close()

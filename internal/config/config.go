@@ -32,6 +32,11 @@ type Config struct {
 	// Stream configures subscriber streams.
 	Stream Stream
 
+	// ReadinessInterval is how often readiness (the event log is reachable and
+	// its stream exists) is checked for /readyz and the gRPC health service.
+	// Default 1 s; at least 10 ms.
+	ReadinessInterval time.Duration
+
 	// LogFormat is "text" (default) or "json".
 	LogFormat string
 	// LogLevel is "debug", "info" (default), "warn" or "error".
@@ -104,6 +109,8 @@ func Default() Config {
 			BufferSize: 1024,
 			Heartbeat:  15 * time.Second,
 		},
+		ReadinessInterval: time.Second,
+
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
@@ -158,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.Stream.Heartbeat < 100*time.Millisecond {
 		return bad("heartbeat", "must be at least 100ms, got %s", c.Stream.Heartbeat)
+	}
+	if c.ReadinessInterval < 10*time.Millisecond {
+		return bad("readiness-interval", "must be at least 10ms, got %s", c.ReadinessInterval)
 	}
 	switch c.LogFormat {
 	case "text", "json":
