@@ -70,6 +70,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.IntVar(&cfg.Stream.BufferSize, "stream-buffer", cfg.Stream.BufferSize, "events a subscriber may lag behind before it is ended with RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.Stream.Heartbeat, "heartbeat", cfg.Stream.Heartbeat, "idle time after which a stream gets a heartbeat")
 
+	fs.BoolVar(&cfg.GRPCReflection, "grpc-reflection", cfg.GRPCReflection, "serve gRPC server reflection (for grpcurl); --grpc-reflection=false turns it off")
 	fs.DurationVar(&cfg.ReadinessInterval, "readiness-interval", cfg.ReadinessInterval, "how often readiness (event log reachable, stream present) is checked for /readyz and gRPC health")
 
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")

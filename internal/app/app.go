@@ -141,7 +141,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	a.health = health.NewServer()
 	a.ready = newReadiness(a.health)
 	healthpb.RegisterHealthServer(a.grpcServer, a.health)
-	reflection.Register(a.grpcServer)
+	if cfg.GRPCReflection {
+		reflection.Register(a.grpcServer)
+	}
 	a.metrics.InitializeGRPC(a.grpcServer)
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
 

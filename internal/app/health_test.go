@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 )
 
 // eventService is the name the health service reports the event service
@@ -139,5 +142,49 @@ func TestHealthNotServingDuringShutdown(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+func TestReflection(t *testing.T) {
+	tests := []struct {
+		name string
+		on   bool
+	}{
+		{"on by default", true},
+		{"off", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.GRPCReflection = tt.on
+			s := start(t, cfg)
+			rc, err := reflectionpb.NewServerReflectionClient(s.dial(t)).ServerReflectionInfo(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = rc.Send(&reflectionpb.ServerReflectionRequest{
+				MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := rc.Recv()
+			if !tt.on {
+				if status.Code(err) != codes.Unimplemented {
+					t.Fatalf("reflection off answered %v, %v; want UNIMPLEMENTED", resp, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, svc := range resp.GetListServicesResponse().GetService() {
+				names = append(names, svc.GetName())
+			}
+			if !strings.Contains(strings.Join(names, " "), eventService) {
+				t.Fatalf("reflection lists %v, without %s", names, eventService)
+			}
+		})
 	}
 }

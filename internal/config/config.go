@@ -32,6 +32,10 @@ type Config struct {
 	// Stream configures subscriber streams.
 	Stream Stream
 
+	// GRPCReflection serves gRPC server reflection, so that grpcurl and
+	// similar tools work without the proto files. Default true (false in a
+	// zero Config).
+	GRPCReflection bool
 	// ReadinessInterval is how often readiness (the event log is reachable and
 	// its stream exists) is checked for /readyz and the gRPC health service.
 	// Default 1 s; at least 10 ms.
@@ -109,6 +113,7 @@ func Default() Config {
 			BufferSize: 1024,
 			Heartbeat:  15 * time.Second,
 		},
+		GRPCReflection:    true,
 		ReadinessInterval: time.Second,
 
 		LogFormat:       "text",
