@@ -78,6 +78,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", cfg.TLS.KeyFile, "server private key (PEM)")
 	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", cfg.TLS.ClientCAFile, "CA (PEM) for client certificates: required over gRPC, verified when given over HTTP")
 
+	fs.BoolVar(&cfg.GRPCReflection, "grpc-reflection", cfg.GRPCReflection, "serve gRPC server reflection (for grpcurl); --grpc-reflection=false turns it off")
+	fs.DurationVar(&cfg.ReadinessInterval, "readiness-interval", cfg.ReadinessInterval, "how often readiness (event log reachable, stream present) is checked for /readyz and gRPC health")
+
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on a graceful shutdown")

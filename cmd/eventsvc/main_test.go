@@ -33,6 +33,15 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return c.HTTPAddr == "127.0.0.1:2" }},
 		{"external nats", []string{"--nats-url", "nats://h:4222"}, nil,
 			func(c config.Config) bool { return c.Log.NATSURL == "nats://h:4222" }},
+		{"readiness interval by default", nil, nil,
+			func(c config.Config) bool { return c.ReadinessInterval == time.Second }},
+		{"readiness interval in the environment", nil, map[string]string{"EVENTSVC_READINESS_INTERVAL": "250ms"},
+			func(c config.Config) bool { return c.ReadinessInterval == 250*time.Millisecond }},
+		{"reflection on by default", nil, nil, func(c config.Config) bool { return c.GRPCReflection }},
+		{"reflection off in the environment", nil, map[string]string{"EVENTSVC_GRPC_REFLECTION": "false"},
+			func(c config.Config) bool { return !c.GRPCReflection }},
+		{"reflection off by flag", []string{"--grpc-reflection=false"}, nil,
+			func(c config.Config) bool { return !c.GRPCReflection }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +64,8 @@ func TestParseRejectsNamingTheSetting(t *testing.T) {
 		{"bad address", []string{"--grpc-addr", "nowhere"}, nil, "--grpc-addr"},
 		{"negative body", []string{"--webhook-max-body", "-1"}, nil, "--webhook-max-body"},
 		{"log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"bad bool in env", nil, map[string]string{"EVENTSVC_GRPC_REFLECTION": "maybe"}, "EVENTSVC_GRPC_REFLECTION (--grpc-reflection): invalid value"},
+		{"readiness interval too short", []string{"--readiness-interval", "1ms"}, nil, "--readiness-interval"},
 		{"dedupe longer than retention", []string{"--dedupe-window", "48h", "--retention-max-age", "1h"}, nil, "--dedupe-window"},
 		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},

@@ -1,6 +1,7 @@
 // Package app is eventsvc's composition root: it builds the event log, the
 // hub, the gRPC server, the REST gateway and the HTTP server from a Config,
-// and owns the order in which they start and stop.
+// and owns the order in which they start and stop. It also wires the metrics
+// and keeps readiness (/readyz and the gRPC health service) current.
 package app
 
 import (
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -30,6 +32,7 @@ import (
 	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
+	"github.com/eventsvc/eventsvc/internal/metrics"
 	"github.com/eventsvc/eventsvc/internal/stream"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
@@ -72,6 +75,14 @@ type App struct {
 	errc    chan error // first error of a serving goroutine
 	wg      sync.WaitGroup
 
+	// ready is what /readyz and the gRPC health service report; a watcher
+	// that stopReadiness ends keeps it current.
+	ready         *readiness
+	stopReadiness context.CancelFunc
+	// metrics is registered on a registry of this app's own, so that
+	// several apps can run in one process.
+	metrics *metrics.Metrics
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -91,6 +102,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 			a.closeAll()
 		}
 	}()
+	if a.metrics, err = metrics.New(prometheus.NewRegistry()); err != nil {
+		return nil, err
+	}
 
 	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
 		URL:           cfg.Log.NATSURL,
@@ -143,13 +157,16 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		MaxStreams:          cfg.Stream.MaxStreams,
 		MaxStreamsPerClient: cfg.Stream.MaxStreamsPerClient,
 		Logger:              logger,
+		Observer:            a.metrics,
 	})
 	a.health = health.NewServer()
+	a.ready = newReadiness(a.health)
 	// Two servers with the same services: the public one on the gRPC port
 	// (TLS when configured), and one that only the gateway reaches, which
 	// may trust the certificate subject the gateway forwards.
 	newServer := func(forwarded bool, extra ...grpc.ServerOption) *grpc.Server {
-		opts := append(grpcOptions(), extra...)
+		opts := append(grpcOptions(), a.metrics.GRPCServerOptions()...)
+		opts = append(opts, extra...)
 		if a.auth != nil {
 			au := &authenticator{store: a.auth, forwarded: forwarded, log: logger}
 			opts = append(opts, grpc.ChainUnaryInterceptor(au.unary), grpc.ChainStreamInterceptor(au.stream))
@@ -157,7 +174,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		srv := grpc.NewServer(opts...)
 		eventsv1.RegisterEventServiceServer(srv, svc)
 		healthpb.RegisterHealthServer(srv, a.health)
-		reflection.Register(srv)
+		if cfg.GRPCReflection {
+			reflection.Register(srv)
+		}
 		return srv
 	}
 	var public []grpc.ServerOption
@@ -167,6 +186,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	a.grpcServer = newServer(false, public...)
 	a.gwServer = newServer(true)
 	a.gwLn = newMemListener()
+	a.metrics.InitializeGRPC(a.grpcServer)
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
 	a.goServe("grpc-gateway", func() error { return a.gwServer.Serve(a.gwLn) })
 
@@ -193,6 +213,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		Secrets:      secrets,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
 		Logger:       logger,
+		Observer:     a.metrics,
 	})
 
 	mux := http.NewServeMux()
@@ -206,6 +227,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /readyz", a.serveReadyz)
+	mux.Handle("GET /metrics", a.metrics.Handler(logger))
 	a.httpServer = &http.Server{
 		Handler:           mux,
 		TLSConfig:         httpTLS,
@@ -220,7 +243,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return a.httpServer.Serve(a.httpLn)
 	})
 
-	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// Ready once the first check passes; then checked again every
+	// ReadinessInterval, so that losing NATS shows and so does its return.
+	a.checkReadiness(ctx)
+	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopReadiness = stopReadiness
+	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
@@ -279,7 +307,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 func (a *App) shutdown(ctx context.Context) error {
 	a.log.Info("shutting down")
-	a.health.Shutdown()
+	// Not ready from now on, over gRPC health and /readyz alike.
+	a.ready.stop()
+	a.stopReadiness()
 	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
 	// with its resume position, so that the servers below can drain.
 	a.stopHub()
@@ -312,6 +342,9 @@ func (a *App) shutdown(ctx context.Context) error {
 func (a *App) closeAll() {
 	if a.stopHub != nil {
 		a.stopHub()
+	}
+	if a.stopReadiness != nil {
+		a.stopReadiness()
 	}
 	if a.gwConn != nil {
 		a.gwConn.Close()

@@ -36,6 +36,15 @@ type Config struct {
 	// TLS configures TLS for both servers.
 	TLS TLS
 
+	// GRPCReflection serves gRPC server reflection, so that grpcurl and
+	// similar tools work without the proto files. Default true (false in a
+	// zero Config).
+	GRPCReflection bool
+	// ReadinessInterval is how often readiness (the event log is reachable and
+	// its stream exists) is checked for /readyz and the gRPC health service.
+	// Default 1 s; at least 10 ms.
+	ReadinessInterval time.Duration
+
 	// LogFormat is "text" (default) or "json".
 	LogFormat string
 	// LogLevel is "debug", "info" (default), "warn" or "error".
@@ -138,6 +147,9 @@ func Default() Config {
 			MaxStreams:          20000,
 			MaxStreamsPerClient: 1000,
 		},
+		GRPCReflection:    true,
+		ReadinessInterval: time.Second,
+
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
@@ -204,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
 		return bad("tls-client-ca", "needs --tls-cert and --tls-key: client certificates are verified over TLS only")
+	}
+	if c.ReadinessInterval < 10*time.Millisecond {
+		return bad("readiness-interval", "must be at least 10ms, got %s", c.ReadinessInterval)
 	}
 	switch c.LogFormat {
 	case "text", "json":

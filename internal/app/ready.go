@@ -1,0 +1,139 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+)
+
+// readyTimeout bounds one readiness check, so that a NATS server that
+// accepts connections but does not answer counts as unavailable.
+const readyTimeout = 2 * time.Second
+
+// Reasons for not being ready. They are shown to whoever asks /readyz, so
+// they name the condition, never a URL or an internal error.
+const (
+	notReadyStarting     = "starting"
+	notReadyLog          = "event log unavailable"
+	notReadyShuttingDown = "shutting down"
+)
+
+// healthServices are the names the gRPC health service reports on: the
+// server as a whole ("") and the event service.
+var healthServices = []string{"", eventsv1.EventService_ServiceDesc.ServiceName}
+
+// readiness publishes whether the app is ready to /readyz and to the gRPC
+// health service, so that the two always agree. It is safe for concurrent
+// use.
+type readiness struct {
+	health *health.Server
+
+	mu       sync.Mutex // protects reason and shutdown; orders updates of health
+	reason   string     // why the app is not ready; "" when it is
+	shutdown bool       // once set, nothing changes any more
+}
+
+// newReadiness starts not ready (the health server alone would start
+// SERVING).
+func newReadiness(h *health.Server) *readiness {
+	r := &readiness{health: h, reason: notReadyStarting}
+	for _, svc := range healthServices {
+		h.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	return r
+}
+
+// set records reason ("" for ready) and reports whether readiness changed.
+// After stop it does nothing.
+func (r *readiness) set(reason string) (changed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutdown {
+		return false
+	}
+	wasReady := r.reason == ""
+	r.reason = reason
+	if wasReady == (reason == "") {
+		return false
+	}
+	st := healthpb.HealthCheckResponse_SERVING
+	if reason != "" {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	for _, svc := range healthServices {
+		r.health.SetServingStatus(svc, st)
+	}
+	return true
+}
+
+// stop makes the app not ready for good, as its shutdown begins.
+func (r *readiness) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.shutdown = true
+	r.reason = notReadyShuttingDown
+	r.health.Shutdown()
+}
+
+// notReady returns why the app is not ready, or "" when it is.
+func (r *readiness) notReady() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reason
+}
+
+// watchReadiness checks readiness every cfg.ReadinessInterval until ctx ends.
+func (a *App) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(a.cfg.ReadinessInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.checkReadiness(ctx)
+		}
+	}
+}
+
+// checkReadiness asks the event log whether it is reachable and its stream
+// exists, and publishes the answer; a change is logged with the cause.
+func (a *App) checkReadiness(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	err := a.evlog.Ready(cctx)
+	if ctx.Err() != nil {
+		return // stopping: the check was cut short, not failed
+	}
+	reason := ""
+	if err != nil {
+		reason = notReadyLog
+	}
+	if !a.ready.set(reason) {
+		return
+	}
+	if err != nil {
+		a.log.Warn("not ready", "reason", reason, "err", err)
+	} else {
+		a.log.Info("ready")
+	}
+}
+
+// serveReadyz answers 200 "ready", or 503 with the reason in a line of text.
+func (a *App) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if reason := a.ready.notReady(); reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %s\n", reason)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
