@@ -116,11 +116,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, fmt.Errorf("app: http listener: %w", err)
 	}
 
-	a.grpcServer = grpc.NewServer(grpcOptions()...)
+	a.grpcServer = grpc.NewServer(grpcOptions(cfg.GRPC)...)
 	svc := stream.NewService(a.evlog, a.hub, stream.Options{
-		BufferSize: cfg.Stream.BufferSize,
-		Heartbeat:  cfg.Stream.Heartbeat,
-		Logger:     logger,
+		BufferSize:      cfg.Stream.BufferSize,
+		Heartbeat:       cfg.Stream.Heartbeat,
+		DefaultPageSize: cfg.List.DefaultPageSize,
+		MaxPageSize:     cfg.List.MaxPageSize,
+		MaxPageBytes:    cfg.GRPC.MaxSendMsgSize,
+		Logger:          logger,
 	})
 	eventsv1.RegisterEventServiceServer(a.grpcServer, svc)
 	a.health = health.NewServer()
@@ -128,9 +131,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	reflection.Register(a.grpcServer)
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
 
+	// The gateway receives what the server sends and sends what it receives:
+	// the same bounds, the other way round.
 	a.gwConn, err = grpc.NewClient(a.grpcLn.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(cfg.GRPC.MaxSendMsgSize),
+			grpc.MaxCallSendMsgSize(cfg.GRPC.MaxRecvMsgSize)))
 	if err != nil {
 		return nil, fmt.Errorf("app: gateway connection: %w", err)
 	}
@@ -163,10 +170,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	// No WriteTimeout: it bounds a whole response and would cut REST
+	// streams (see config.HTTP).
 	a.httpServer = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	a.goServe("http", func() error { return a.httpServer.Serve(a.httpLn) })
@@ -176,8 +186,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	return a, nil
 }
 
-func grpcOptions() []grpc.ServerOption {
+func grpcOptions(cfg config.GRPC) []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(cfg.MaxSendMsgSize),
 		// Events are encoded once by the hub and sent as is to every
 		// subscriber.
 		grpc.ForceServerCodecV2(stream.Codec()),
