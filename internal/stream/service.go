@@ -214,7 +214,7 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 	select {
 	case <-s.hub.ready:
 	case <-s.hub.Done():
-		return shuttingDown(0, s.src.Epoch())
+		return notStarted(req, s.src.Epoch())
 	case <-ctx.Done():
 		return toStatus(ctx.Err())
 	}

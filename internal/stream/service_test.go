@@ -503,6 +503,59 @@ func TestHubStopEndsStreamsWithResumeCursor(t *testing.T) {
 	}
 }
 
+// TestStreamAfterHubStopKeepsTheClientsPosition asks for streams from a hub
+// that stopped before it was ready (so that nothing can be sent): only a
+// resuming request gets a resume position, its own.
+func TestStreamAfterHubStopKeepsTheClientsPosition(t *testing.T) {
+	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h.publish(t, msgA, msgA)
+	hub := stream.NewHub(h.log, nil)
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	hub.Run(stopped)
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(stream.Codec()))
+	eventsv1.RegisterEventServiceServer(srv, stream.NewService(h.log, hub, stream.Options{}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := eventsv1.NewEventServiceClient(conn)
+
+	ctx := testCtx(t)
+	one := uint64(1)
+	tests := []struct {
+		name      string
+		req       *eventsv1.StreamEventsRequest
+		wantAfter uint64
+		cursor    bool
+	}{
+		{"resume", &eventsv1.StreamEventsRequest{AfterSequence: &one, Epoch: h.log.Epoch()}, 1, true},
+		{"resume without epoch", &eventsv1.StreamEventsRequest{AfterSequence: &one}, 1, true},
+		{"from now", &eventsv1.StreamEventsRequest{}, 0, false},
+		{"from earliest", &eventsv1.StreamEventsRequest{FromEarliest: true}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := client.StreamEvents(ctx, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Recv()
+			after, epoch, ok := stream.ResumeCursor(err)
+			if status.Code(err) != codes.Unavailable || ok != tt.cursor || after != tt.wantAfter || (ok && epoch != h.log.Epoch()) {
+				t.Fatalf("ended with %v (cursor %d %q %v), want UNAVAILABLE with cursor %v at %d", err, after, epoch, ok, tt.cursor, tt.wantAfter)
+			}
+		})
+	}
+}
+
 func TestGetEvent(t *testing.T) {
 	h := newHarness(t, stream.Options{}, eventlog.Config{})
 	h.publish(t, msgA, failedA)
