@@ -58,6 +58,7 @@ type App struct {
 	httpServer *http.Server
 	httpLn     net.Listener
 	gwConn     *grpc.ClientConn
+	hook       *webhook.Handler
 
 	stopHub context.CancelFunc
 	errc    chan error // first error of a serving goroutine
@@ -153,14 +154,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if len(secrets) == 0 {
 		logger.Warn("no --webhook-secret: unsigned webhooks are accepted; anyone who can reach the HTTP port can inject events")
 	}
-	hook := webhook.NewHandler(logPublisher{a.evlog}, webhook.Options{
+	a.hook = webhook.NewHandler(logPublisher{a.evlog}, webhook.Options{
 		Secrets:      secrets,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
 		Logger:       logger,
 	})
 
 	mux := http.NewServeMux()
-	hook.Register(mux)
+	a.hook.Register(mux)
 	mux.Handle("/v1/", gw)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -231,9 +232,12 @@ func (a *App) Subscribers() int { return a.hub.Subscribers() }
 // should be shut down).
 func (a *App) Err() <-chan error { return a.errc }
 
-// Shutdown stops the app in dependency order within ctx: webhooks in flight
-// finish, every stream ends with UNAVAILABLE and its resume sequence, the
-// servers stop, the log closes. It is idempotent.
+// Shutdown stops the app in dependency order within ctx: new webhooks get
+// 503 with Retry-After (the HTTP listener stays open meanwhile) while those
+// in flight are stored and answered; then every stream ends with UNAVAILABLE
+// and its resume sequence, the servers stop, and the log closes. Past ctx's
+// deadline whatever is left is stopped at once and the error says what did
+// not finish. It is idempotent.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
 	return a.shutdownErr
@@ -241,11 +245,21 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 func (a *App) shutdown(ctx context.Context) error {
 	a.log.Info("shutting down")
+	// Webhooks first: from here a new one gets 503 with Retry-After, and
+	// the HTTP listener stays open so that senders get that answer rather
+	// than a refused connection. Those admitted before are stored and get
+	// their 2xx before anything they need is stopped.
+	a.hook.Drain()
 	a.health.Shutdown()
+	var errs []error
+	select {
+	case <-a.hook.Drained():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("app: webhooks in flight: %w", ctx.Err()))
+	}
 	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
 	// with its resume position, so that the servers below can drain.
 	a.stopHub()
-	var errs []error
 	if err := a.httpServer.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		a.httpServer.Close()
