@@ -214,7 +214,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, herr.status, map[string]any{"error": map[string]string{"code": herr.code, "message": herr.message}})
 		level := slog.LevelWarn
-		if herr.status >= 500 {
+		switch {
+		case !admitted:
+			level = slog.LevelInfo // a shutdown, not a fault
+		case herr.status >= 500:
 			level = slog.LevelError
 		}
 		h.log.Log(r.Context(), level, "webhook rejected", "outcome", herr.outcome, "status", herr.status,
