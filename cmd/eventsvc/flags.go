@@ -75,6 +75,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.DurationVar(&cfg.HTTP.ReadHeaderTimeout, "http-read-header-timeout", cfg.HTTP.ReadHeaderTimeout, "bound on reading a request's headers")
 	fs.DurationVar(&cfg.HTTP.ReadTimeout, "http-read-timeout", cfg.HTTP.ReadTimeout, "bound on reading a whole request, body included (not the response: REST streams last)")
 	fs.DurationVar(&cfg.HTTP.IdleTimeout, "http-idle-timeout", cfg.HTTP.IdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.DurationVar(&cfg.HTTP.WriteTimeout, "http-write-timeout", cfg.HTTP.WriteTimeout, "bound on each write of a response: a client that reads nothing for this long is disconnected (REST streams last while read)")
 	fs.IntVar(&cfg.GRPC.MaxRecvMsgSize, "grpc-max-recv-msg-size", cfg.GRPC.MaxRecvMsgSize, "largest gRPC request in bytes")
 	fs.IntVar(&cfg.GRPC.MaxSendMsgSize, "grpc-max-send-msg-size", cfg.GRPC.MaxSendMsgSize, "largest gRPC response in bytes; ListEvents pages stop short of it (at least twice --webhook-max-body)")
 

@@ -172,9 +172,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		fmt.Fprintln(w, "ok")
 	})
 	// No WriteTimeout: it bounds a whole response and would cut REST
-	// streams (see config.HTTP).
+	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
-		Handler:           mux,
+		Handler:           writeDeadlines(mux, cfg.HTTP.WriteTimeout),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,

@@ -53,6 +53,7 @@ func TestHTTPTimeouts(t *testing.T) {
 	cfg.HTTP.ReadHeaderTimeout = 200 * time.Millisecond
 	cfg.HTTP.ReadTimeout = 400 * time.Millisecond
 	cfg.HTTP.IdleTimeout = 300 * time.Millisecond
+	cfg.HTTP.WriteTimeout = 300 * time.Millisecond
 	cfg.Stream.Heartbeat = 100 * time.Millisecond
 	s := start(t, cfg)
 	addr := s.app.HTTPAddr()
@@ -95,11 +96,11 @@ func TestHTTPTimeouts(t *testing.T) {
 			t.Fatalf("idle connection: read %q, %v; want it closed", b, err)
 		}
 	})
-	t.Run("REST stream outlives the read timeout", func(t *testing.T) {
+	t.Run("REST stream outlives the read and write timeouts", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		r := s.restStream(t, ctx, "/v1/events:stream")
-		// Heartbeats keep coming after several read timeouts.
+		// Heartbeats keep coming after several read and write timeouts.
 		until := time.Now().Add(3 * cfg.HTTP.ReadTimeout)
 		for time.Now().Before(until) {
 			if !r.sc.Scan() {
@@ -110,6 +111,39 @@ func TestHTTPTimeouts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRESTClientThatStopsReadingIsDisconnected fills the connection of a
+// REST subscriber that reads nothing: its stream is evicted, the write of its
+// last line is bounded by --http-write-timeout, and the shutdown is not held
+// up (without the bound it waits for that client until its deadline).
+func TestRESTClientThatStopsReadingIsDisconnected(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Stream.BufferSize = 16
+	cfg.HTTP.WriteTimeout = 300 * time.Millisecond
+	s := start(t, cfg)
+	conn, err := net.Dial("tcp", s.app.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	fmt.Fprintf(conn, "GET /v1/events:stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitFor(t, "the REST subscriber to register", func() bool { return s.app.Subscribers() == 1 })
+	text := strings.Repeat("y", 200<<10)
+	for i := 0; s.app.Subscribers() > 0; i++ {
+		if i == 1000 {
+			t.Fatal("a subscriber that reads nothing was not evicted after 1000 large events")
+		}
+		if code, resp := s.post(t, "/webhooks/sociocs", messageWebhook(t, fmt.Sprint("MMstuck", i), text)); code != http.StatusOK {
+			t.Fatalf("POST: %d %v", code, resp)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.app.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a REST client that reads nothing: %v", err)
+	}
 }
 
 func TestGRPCMessageSizeLimits(t *testing.T) {

@@ -102,10 +102,6 @@ type List struct {
 
 // HTTP bounds what one client may hold of the HTTP server (webhooks, REST,
 // OpenAPI).
-//
-// There is deliberately no write timeout: net/http's WriteTimeout bounds a
-// whole response, from the end of the request to the last byte, and would cut
-// REST streams, which are long-lived GET responses.
 type HTTP struct {
 	// ReadHeaderTimeout bounds reading a request's headers. Default 10 s.
 	ReadHeaderTimeout time.Duration
@@ -117,6 +113,13 @@ type HTTP struct {
 	// IdleTimeout is how long a keep-alive connection may wait for its next
 	// request. Default 2 min.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds each write of a response: a client that reads
+	// nothing for this long is disconnected. It is not net/http's
+	// WriteTimeout, which bounds a whole response and would cut REST
+	// streams, long-lived GET responses that may last as long as their
+	// client keeps reading. Keep it shorter than ShutdownTimeout, so that a
+	// stuck client cannot hold up a shutdown. Default 10 s.
+	WriteTimeout time.Duration
 }
 
 // GRPC bounds the size of gRPC messages; the REST gateway's connection to the
@@ -162,6 +165,7 @@ func Default() Config {
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			WriteTimeout:      10 * time.Second,
 		},
 		GRPC: GRPC{
 			MaxRecvMsgSize: 4 << 20,
@@ -236,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.IdleTimeout <= 0 {
 		return bad("http-idle-timeout", "must be positive")
+	}
+	if c.HTTP.WriteTimeout <= 0 {
+		return bad("http-write-timeout", "must be positive")
 	}
 	if c.GRPC.MaxRecvMsgSize < 1<<10 {
 		return bad("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", c.GRPC.MaxRecvMsgSize)
