@@ -69,6 +69,15 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 
 	fs.IntVar(&cfg.Stream.BufferSize, "stream-buffer", cfg.Stream.BufferSize, "events a subscriber may lag behind before it is ended with RESOURCE_EXHAUSTED")
 	fs.DurationVar(&cfg.Stream.Heartbeat, "heartbeat", cfg.Stream.Heartbeat, "idle time after which a stream gets a heartbeat")
+	fs.IntVar(&cfg.List.DefaultPageSize, "list-default-page-size", cfg.List.DefaultPageSize, "ListEvents page size when a request gives none")
+	fs.IntVar(&cfg.List.MaxPageSize, "list-max-page-size", cfg.List.MaxPageSize, "largest ListEvents page size a request may ask for (larger: INVALID_ARGUMENT)")
+
+	fs.DurationVar(&cfg.HTTP.ReadHeaderTimeout, "http-read-header-timeout", cfg.HTTP.ReadHeaderTimeout, "bound on reading a request's headers")
+	fs.DurationVar(&cfg.HTTP.ReadTimeout, "http-read-timeout", cfg.HTTP.ReadTimeout, "bound on reading a whole request, body included (not the response: REST streams last)")
+	fs.DurationVar(&cfg.HTTP.IdleTimeout, "http-idle-timeout", cfg.HTTP.IdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.DurationVar(&cfg.HTTP.WriteTimeout, "http-write-timeout", cfg.HTTP.WriteTimeout, "bound on each write of a response: a client that reads nothing for this long is disconnected (REST streams last while read)")
+	fs.IntVar(&cfg.GRPC.MaxRecvMsgSize, "grpc-max-recv-msg-size", cfg.GRPC.MaxRecvMsgSize, "largest gRPC request in bytes")
+	fs.IntVar(&cfg.GRPC.MaxSendMsgSize, "grpc-max-send-msg-size", cfg.GRPC.MaxSendMsgSize, "largest gRPC response in bytes; ListEvents pages stop short of it (at least twice --webhook-max-body)")
 
 	fs.IntVar(&cfg.Stream.MaxStreams, "max-streams", cfg.Stream.MaxStreams, "concurrent streams the process serves (gRPC and REST; 0: no limit)")
 	fs.IntVar(&cfg.Stream.MaxStreamsPerClient, "max-streams-per-client", cfg.Stream.MaxStreamsPerClient, "concurrent streams of one client of the auth file (0: no limit)")

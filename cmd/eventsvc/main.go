@@ -37,6 +37,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	logger := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; a second one, with the
+	// signal's default action restored, ends the process at once.
+	context.AfterFunc(ctx, stop)
 	if err := app.Run(ctx, cfg, logger); err != nil {
 		logger.Error("eventsvc stopped", "err", err)
 		return 1

@@ -42,6 +42,19 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return !c.GRPCReflection }},
 		{"reflection off by flag", []string{"--grpc-reflection=false"}, nil,
 			func(c config.Config) bool { return !c.GRPCReflection }},
+		{"limit defaults", nil, nil, func(c config.Config) bool {
+			return c.HTTP == config.HTTP{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Second} &&
+				c.GRPC == config.GRPC{MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 16 << 20} &&
+				c.List == config.List{DefaultPageSize: 100, MaxPageSize: 1000} && c.ShutdownTimeout == 15*time.Second
+		}},
+		{"limits", []string{"--http-read-header-timeout", "2s", "--http-read-timeout", "5s", "--http-idle-timeout", "1m", "--http-write-timeout", "3s",
+			"--grpc-max-recv-msg-size", "65536", "--grpc-max-send-msg-size", "8388608", "--list-default-page-size", "20", "--list-max-page-size", "50"},
+			map[string]string{"EVENTSVC_SHUTDOWN_TIMEOUT": "30s"},
+			func(c config.Config) bool {
+				return c.HTTP == config.HTTP{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 3 * time.Second} &&
+					c.GRPC == config.GRPC{MaxRecvMsgSize: 65536, MaxSendMsgSize: 8 << 20} &&
+					c.List == config.List{DefaultPageSize: 20, MaxPageSize: 50} && c.ShutdownTimeout == 30*time.Second
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +80,15 @@ func TestParseRejectsNamingTheSetting(t *testing.T) {
 		{"bad bool in env", nil, map[string]string{"EVENTSVC_GRPC_REFLECTION": "maybe"}, "EVENTSVC_GRPC_REFLECTION (--grpc-reflection): invalid value"},
 		{"readiness interval too short", []string{"--readiness-interval", "1ms"}, nil, "--readiness-interval"},
 		{"dedupe longer than retention", []string{"--dedupe-window", "48h", "--retention-max-age", "1h"}, nil, "--dedupe-window"},
+		{"read header timeout", []string{"--http-read-header-timeout", "0s"}, nil, "--http-read-header-timeout"},
+		{"read timeout shorter than headers", []string{"--http-read-timeout", "1s", "--http-read-header-timeout", "2s"}, nil, "--http-read-timeout"},
+		{"idle timeout", []string{"--http-idle-timeout", "-1s"}, nil, "--http-idle-timeout"},
+		{"write timeout", []string{"--http-write-timeout", "0s"}, nil, "--http-write-timeout"},
+		{"receive size", []string{"--grpc-max-recv-msg-size", "10"}, nil, "--grpc-max-recv-msg-size"},
+		{"send size below two bodies", []string{"--grpc-max-send-msg-size", "1048576"}, nil, "--grpc-max-send-msg-size"},
+		{"max page size", []string{"--list-max-page-size", "0"}, nil, "--list-max-page-size"},
+		{"default page above max", []string{"--list-default-page-size", "200", "--list-max-page-size", "150"}, nil, "--list-default-page-size"},
+		{"shutdown timeout", nil, map[string]string{"EVENTSVC_SHUTDOWN_TIMEOUT": "0s"}, "--shutdown-timeout"},
 		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
 	}
@@ -86,7 +108,9 @@ func TestHelpListsEverySettingWithItsDefault(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR"} {
+	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR",
+		"-http-read-header-timeout", "-http-read-timeout", "-http-idle-timeout", "-http-write-timeout", "-grpc-max-recv-msg-size", "4194304",
+		"-grpc-max-send-msg-size", "16777216", "-list-default-page-size", "-list-max-page-size", "-shutdown-timeout", "15s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q", want)
 		}

@@ -70,6 +70,7 @@ type App struct {
 	httpServer *http.Server
 	httpLn     net.Listener
 	gwConn     *grpc.ClientConn
+	hook       *webhook.Handler
 
 	stopHub context.CancelFunc
 	errc    chan error // first error of a serving goroutine
@@ -156,6 +157,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		Heartbeat:           cfg.Stream.Heartbeat,
 		MaxStreams:          cfg.Stream.MaxStreams,
 		MaxStreamsPerClient: cfg.Stream.MaxStreamsPerClient,
+		DefaultPageSize:     cfg.List.DefaultPageSize,
+		MaxPageSize:         cfg.List.MaxPageSize,
+		MaxPageBytes:        cfg.GRPC.MaxSendMsgSize,
 		Logger:              logger,
 		Observer:            a.metrics,
 	})
@@ -165,7 +169,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	// (TLS when configured), and one that only the gateway reaches, which
 	// may trust the certificate subject the gateway forwards.
 	newServer := func(forwarded bool, extra ...grpc.ServerOption) *grpc.Server {
-		opts := append(grpcOptions(), a.metrics.GRPCServerOptions()...)
+		opts := append(grpcOptions(cfg.GRPC), a.metrics.GRPCServerOptions()...)
 		opts = append(opts, extra...)
 		if a.auth != nil {
 			au := &authenticator{store: a.auth, forwarded: forwarded, log: logger}
@@ -190,10 +194,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
 	a.goServe("grpc-gateway", func() error { return a.gwServer.Serve(a.gwLn) })
 
+	// The gateway receives what the server sends and sends what it receives:
+	// the same bounds, the other way round.
 	a.gwConn, err = grpc.NewClient("passthrough:///gateway",
 		grpc.WithContextDialer(a.gwLn.dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(cfg.GRPC.MaxSendMsgSize),
+			grpc.MaxCallSendMsgSize(cfg.GRPC.MaxRecvMsgSize)))
 	if err != nil {
 		return nil, fmt.Errorf("app: gateway connection: %w", err)
 	}
@@ -209,7 +217,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if len(secrets) == 0 {
 		logger.Warn("no --webhook-secret: unsigned webhooks are accepted; anyone who can reach the HTTP port can inject events")
 	}
-	hook := webhook.NewHandler(logPublisher{a.evlog}, webhook.Options{
+	a.hook = webhook.NewHandler(logPublisher{a.evlog}, webhook.Options{
 		Secrets:      secrets,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
 		Logger:       logger,
@@ -217,7 +225,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 
 	mux := http.NewServeMux()
-	hook.Register(mux)
+	a.hook.Register(mux)
 	mux.Handle("/v1/", gw)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -229,11 +237,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	mux.HandleFunc("GET /readyz", a.serveReadyz)
 	mux.Handle("GET /metrics", a.metrics.Handler(logger))
+	// No WriteTimeout: it bounds a whole response and would cut REST
+	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
-		Handler:           mux,
+		Handler:           writeDeadlines(mux, cfg.HTTP.WriteTimeout),
 		TLSConfig:         httpTLS,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	a.goServe("http", func() error {
@@ -254,8 +265,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	return a, nil
 }
 
-func grpcOptions() []grpc.ServerOption {
+func grpcOptions(cfg config.GRPC) []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(cfg.MaxSendMsgSize),
 		// Events are encoded once by the hub and sent as is to every
 		// subscriber.
 		grpc.ForceServerCodecV2(stream.Codec()),
@@ -297,9 +310,12 @@ func (a *App) Subscribers() int { return a.hub.Subscribers() }
 // should be shut down).
 func (a *App) Err() <-chan error { return a.errc }
 
-// Shutdown stops the app in dependency order within ctx: webhooks in flight
-// finish, every stream ends with UNAVAILABLE and its resume sequence, the
-// servers stop, the log closes. It is idempotent.
+// Shutdown stops the app in dependency order within ctx: new webhooks get
+// 503 with Retry-After (the HTTP listener stays open meanwhile) while those
+// in flight are stored and answered; then every stream ends with UNAVAILABLE
+// and its resume sequence, the servers stop, and the log closes. Past ctx's
+// deadline whatever is left is stopped at once and the error says what did
+// not finish. It is idempotent.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
 	return a.shutdownErr
@@ -307,13 +323,23 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 func (a *App) shutdown(ctx context.Context) error {
 	a.log.Info("shutting down")
+	// Webhooks first: from here a new one gets 503 with Retry-After, and
+	// the HTTP listener stays open so that senders get that answer rather
+	// than a refused connection. Those admitted before are stored and get
+	// their 2xx before anything they need is stopped.
+	a.hook.Drain()
 	// Not ready from now on, over gRPC health and /readyz alike.
 	a.ready.stop()
 	a.stopReadiness()
+	var errs []error
+	select {
+	case <-a.hook.Drained():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("app: webhooks in flight: %w", ctx.Err()))
+	}
 	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
 	// with its resume position, so that the servers below can drain.
 	a.stopHub()
-	var errs []error
 	if err := a.httpServer.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		a.httpServer.Close()

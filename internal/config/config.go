@@ -45,6 +45,13 @@ type Config struct {
 	// Default 1 s; at least 10 ms.
 	ReadinessInterval time.Duration
 
+	// List configures ListEvents.
+	List List
+	// HTTP bounds what a client may hold of the HTTP server.
+	HTTP HTTP
+	// GRPC bounds the size of gRPC messages.
+	GRPC GRPC
+
 	// LogFormat is "text" (default) or "json".
 	LogFormat string
 	// LogLevel is "debug", "info" (default), "warn" or "error".
@@ -125,6 +132,53 @@ type TLS struct {
 // Enabled reports whether the servers use TLS.
 func (t TLS) Enabled() bool { return t.CertFile != "" }
 
+// List configures ListEvents.
+type List struct {
+	// DefaultPageSize is the page size of a request whose page_size is 0.
+	// Default 100.
+	DefaultPageSize int
+	// MaxPageSize is the largest page_size a request may ask for; a larger
+	// one is INVALID_ARGUMENT. Default 1000.
+	MaxPageSize int
+}
+
+// HTTP bounds what one client may hold of the HTTP server (webhooks, REST,
+// OpenAPI).
+type HTTP struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10 s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, headers and body (a webhook
+	// of up to --webhook-max-body). It does not bound the response, so REST
+	// streams are not affected. Must not be shorter than ReadHeaderTimeout.
+	// Default 30 s.
+	ReadTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default 2 min.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write of a response: a client that reads
+	// nothing for this long is disconnected. It is not net/http's
+	// WriteTimeout, which bounds a whole response and would cut REST
+	// streams, long-lived GET responses that may last as long as their
+	// client keeps reading. Keep it shorter than ShutdownTimeout, so that a
+	// stuck client cannot hold up a shutdown. Default 10 s.
+	WriteTimeout time.Duration
+}
+
+// GRPC bounds the size of gRPC messages; the REST gateway's connection to the
+// gRPC server uses the same bounds.
+type GRPC struct {
+	// MaxRecvMsgSize is the largest request the server accepts, in bytes;
+	// larger is RESOURCE_EXHAUSTED. Requests are small (filters, cursors).
+	// At least 1 KiB. Default 4 MiB.
+	MaxRecvMsgSize int
+	// MaxSendMsgSize is the largest response the server sends, in bytes. A
+	// ListEvents page stops short of it (with a next_page_token) even below
+	// its page size, so it needs room for one event: at least twice
+	// --webhook-max-body (a stored event is the body and what was converted
+	// from it). Default 16 MiB.
+	MaxSendMsgSize int
+}
+
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
@@ -150,6 +204,20 @@ func Default() Config {
 		GRPCReflection:    true,
 		ReadinessInterval: time.Second,
 
+		List: List{
+			DefaultPageSize: 100,
+			MaxPageSize:     1000,
+		},
+		HTTP: HTTP{
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			WriteTimeout:      10 * time.Second,
+		},
+		GRPC: GRPC{
+			MaxRecvMsgSize: 4 << 20,
+			MaxSendMsgSize: 16 << 20,
+		},
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
@@ -219,6 +287,31 @@ func (c Config) Validate() error {
 	}
 	if c.ReadinessInterval < 10*time.Millisecond {
 		return bad("readiness-interval", "must be at least 10ms, got %s", c.ReadinessInterval)
+	}
+	if c.List.MaxPageSize < 1 {
+		return bad("list-max-page-size", "must be at least 1, got %d", c.List.MaxPageSize)
+	}
+	if c.List.DefaultPageSize < 1 || c.List.DefaultPageSize > c.List.MaxPageSize {
+		return bad("list-default-page-size", "must be 1 to --list-max-page-size %d, got %d", c.List.MaxPageSize, c.List.DefaultPageSize)
+	}
+	if c.HTTP.ReadHeaderTimeout <= 0 {
+		return bad("http-read-header-timeout", "must be positive")
+	}
+	if c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
+		return bad("http-read-timeout", "%s is shorter than --http-read-header-timeout %s", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
+	}
+	if c.HTTP.IdleTimeout <= 0 {
+		return bad("http-idle-timeout", "must be positive")
+	}
+	if c.HTTP.WriteTimeout <= 0 {
+		return bad("http-write-timeout", "must be positive")
+	}
+	if c.GRPC.MaxRecvMsgSize < 1<<10 {
+		return bad("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", c.GRPC.MaxRecvMsgSize)
+	}
+	if c.Webhook.MaxBodyBytes > int64(c.GRPC.MaxSendMsgSize)/2 {
+		return bad("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least twice --webhook-max-body %d",
+			c.GRPC.MaxSendMsgSize, c.Webhook.MaxBodyBytes)
 	}
 	switch c.LogFormat {
 	case "text", "json":

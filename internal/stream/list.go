@@ -10,22 +10,66 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/record"
 )
 
-// Page sizes of ListEvents.
+// Defaults of the page bounds of ListEvents (see Options).
 const (
 	DefaultPageSize = 100
 	MaxPageSize     = 1000
+	// DefaultMaxPageBytes is the default of Options.MaxPageBytes.
+	DefaultMaxPageBytes = 16 << 20
 )
+
+// pageReserve is the room a ListEventsResponse needs besides its events
+// (epoch, next_page_token), with a wide margin.
+const pageReserve = 1 << 10
+
+// fieldListEvents is the field number of ListEventsResponse.events.
+const fieldListEvents = 1
+
+// page collects the events of one ListEvents page, in the order they are to
+// be listed: the first n of recs, at most size events and, unless the first
+// event alone is larger, at most budget bytes of them; and one more, when
+// there is one, which says that there is a next page and where it starts.
+type page struct {
+	size, budget int
+	recs         []*record.Record
+	n            int // events of recs in the page
+	bytes        int // their encoded size in the response
+}
+
+// add appends rec and reports whether the page is complete: it holds one
+// event past the page, so reading can stop.
+func (p *page) add(rec *record.Record) (complete bool) {
+	cost := eventCost(rec)
+	if len(p.recs) == p.n && p.n < p.size && (p.n == 0 || p.bytes+cost <= p.budget) {
+		p.n++
+		p.bytes += cost
+	}
+	p.recs = append(p.recs, rec)
+	return len(p.recs) > p.n
+}
+
+// eventCost is the size rec adds to a ListEventsResponse: its stored bytes,
+// the sequence appended to them, and the field's tag and length.
+func eventCost(rec *record.Record) int {
+	ev := len(rec.Data) + protowire.SizeTag(fieldEventSequence) + protowire.SizeVarint(rec.Sequence)
+	return protowire.SizeTag(fieldListEvents) + protowire.SizeBytes(ev)
+}
 
 // errPageFull stops a read once a page (and one more event) is collected.
 var errPageFull = errors.New("page full")
 
 // ListEvents implements EventService.ListEvents.
+//
+// A page holds at most the page size the request asks for (Options bound it)
+// and stops short of Options.MaxPageBytes, so a page of large events may hold
+// fewer: it then has a next_page_token like any page that is not the last.
 //
 // The time range applies to the time the log stored each event, which is
 // within milliseconds of Event.received_at.
@@ -36,10 +80,10 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	}
 	size := int(req.GetPageSize())
 	switch {
-	case size < 0 || size > MaxPageSize:
-		return nil, status.Errorf(codes.InvalidArgument, "page_size %d is out of range: 1 to %d, or 0 for %d", size, MaxPageSize, DefaultPageSize)
+	case size < 0 || size > s.opts.MaxPageSize:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size %d is out of range: 1 to %d, or 0 for %d", size, s.opts.MaxPageSize, s.opts.DefaultPageSize)
 	case size == 0:
-		size = DefaultPageSize
+		size = s.opts.DefaultPageSize
 	}
 	if _, ok := eventsv1.Order_name[int32(req.GetOrder())]; !ok {
 		return nil, status.Errorf(codes.InvalidArgument, "order: unknown value %d", req.GetOrder())
@@ -102,26 +146,16 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	if subjects == nil {
 		return resp, nil
 	}
-	var recs []*record.Record
-	collect := func(into *[]*record.Record, limit int) func(*record.Record) error {
-		return func(rec *record.Record) error {
-			if !f.Match(&rec.Key) {
-				return nil
-			}
-			*into = append(*into, rec)
-			if limit > 0 && len(*into) > limit {
+	p := &page{size: size, budget: s.opts.MaxPageBytes - pageReserve}
+	if !newestFirst {
+		err := s.src.Read(ctx, subjects, lo, hi, func(rec *record.Record) error {
+			if f.Match(&rec.Key) && p.add(rec) {
 				return errPageFull
 			}
 			return nil
-		}
-	}
-	if !newestFirst {
-		if err := s.src.Read(ctx, subjects, lo, hi, collect(&recs, size)); err != nil && !errors.Is(err, errPageFull) {
+		})
+		if err != nil && !errors.Is(err, errPageFull) {
 			return nil, toStatus(err)
-		}
-		if len(recs) > size {
-			resp.NextPageToken = pageToken(recs[size].Sequence, fingerprint)
-			recs = recs[:size]
 		}
 	} else {
 		// The log reads forward only: read windows that grow backwards from
@@ -135,22 +169,29 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 				bottom = top - window + 1
 			}
 			var chunk []*record.Record
-			if err := s.src.Read(ctx, subjects, bottom, top, collect(&chunk, 0)); err != nil {
+			err := s.src.Read(ctx, subjects, bottom, top, func(rec *record.Record) error {
+				if f.Match(&rec.Key) {
+					chunk = append(chunk, rec)
+				}
+				return nil
+			})
+			if err != nil {
 				return nil, toStatus(err)
 			}
-			for i := len(chunk) - 1; i >= 0 && len(recs) <= size; i-- {
-				recs = append(recs, chunk[i])
+			full := false
+			for i := len(chunk) - 1; i >= 0 && !full; i-- {
+				full = p.add(chunk[i])
 			}
-			if len(recs) > size || bottom == lo {
+			if full || bottom == lo {
 				break
 			}
 			top = bottom - 1
 			window = min(window*2, 64*1024)
 		}
-		if len(recs) > size {
-			resp.NextPageToken = pageToken(recs[size].Sequence, fingerprint)
-			recs = recs[:size]
-		}
+	}
+	recs := p.recs[:p.n]
+	if len(p.recs) > p.n {
+		resp.NextPageToken = pageToken(p.recs[p.n].Sequence, fingerprint)
 	}
 	resp.Events = make([]*eventsv1.Event, 0, len(recs))
 	for _, rec := range recs {

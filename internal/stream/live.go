@@ -35,7 +35,11 @@ func (s *Service) live(ctx context.Context, client string, sub *subscriber, c *c
 	snd := &sender{out: out, sub: sub, obs: s.opts.Observer, stop: make(chan struct{}), done: make(chan error, 1)}
 	snd.last.Store(c.last)
 	running := false
-	end := func(err error) error {
+	// stopSender must be called before the stream ends, and before snd.last
+	// is read for the final status, so that a send in progress counts. (A
+	// sender stuck past stopWait is abandoned; should its send still go
+	// through, the client gets that event again when it resumes.)
+	stopSender := func() {
 		close(snd.stop)
 		if running {
 			select {
@@ -43,6 +47,9 @@ func (s *Service) live(ctx context.Context, client string, sub *subscriber, c *c
 			case <-time.After(stopWait):
 			}
 		}
+	}
+	end := func(err error) error {
+		stopSender()
 		return err
 	}
 	tick := time.NewTicker(s.opts.Heartbeat)
@@ -58,13 +65,15 @@ func (s *Service) live(ctx context.Context, client string, sub *subscriber, c *c
 		case <-ctx.Done():
 			return end(toStatus(ctx.Err()))
 		case <-s.hub.Done():
-			return end(shuttingDown(snd.last.Load(), c.epoch))
+			stopSender()
+			return shuttingDown(snd.last.Load(), c.epoch)
 		case <-sub.evicted:
 			s.opts.Observer.SubscriberEvicted(client)
+			stopSender()
 			last := snd.last.Load()
 			s.log.Warn("subscriber fell behind; ending its stream", "buffer", sub.max, "resume_after", last)
-			return end(resumeStatus(codes.ResourceExhausted, "slow_consumer",
-				fmt.Sprintf("the stream fell more than %d events behind the log and was ended", sub.max), last, c.epoch))
+			return resumeStatus(codes.ResourceExhausted, "slow_consumer",
+				fmt.Sprintf("the stream fell more than %d events behind the log and was ended", sub.max), last, c.epoch)
 		case <-notify:
 			running = true
 			go snd.run()

@@ -60,6 +60,17 @@ type Options struct {
 	// Heartbeat is the idle time after which a stream gets a heartbeat.
 	// Default 15 s.
 	Heartbeat time.Duration
+	// DefaultPageSize is the ListEvents page size of a request that gives
+	// none. Default DefaultPageSize (100); at most MaxPageSize.
+	DefaultPageSize int
+	// MaxPageSize is the largest page size a ListEvents request may give;
+	// larger is INVALID_ARGUMENT. Default MaxPageSize (1000).
+	MaxPageSize int
+	// MaxPageBytes bounds the encoded size of a ListEventsResponse; set it
+	// to the gRPC server's largest message. A page stops short of it, even
+	// below its page size, except that it always holds one event. Default
+	// DefaultMaxPageBytes (16 MiB).
+	MaxPageBytes int
 	// Logger: default slog.Default().
 	Logger *slog.Logger
 	// Observer receives stream events for metrics; optional.
@@ -148,6 +159,16 @@ func NewService(src Source, hub *Hub, opts Options) *Service {
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 15 * time.Second
+	}
+	if opts.MaxPageSize <= 0 {
+		opts.MaxPageSize = MaxPageSize
+	}
+	if opts.DefaultPageSize <= 0 {
+		opts.DefaultPageSize = DefaultPageSize
+	}
+	opts.DefaultPageSize = min(opts.DefaultPageSize, opts.MaxPageSize)
+	if opts.MaxPageBytes <= 0 {
+		opts.MaxPageBytes = DefaultMaxPageBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -244,7 +265,7 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 	select {
 	case <-s.hub.ready:
 	case <-s.hub.Done():
-		return shuttingDown(0, s.src.Epoch())
+		return notStarted(req, s.src.Epoch())
 	case <-ctx.Done():
 		return toStatus(ctx.Err())
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -502,6 +503,59 @@ func TestHubStopEndsStreamsWithResumeCursor(t *testing.T) {
 	}
 }
 
+// TestStreamAfterHubStopKeepsTheClientsPosition asks for streams from a hub
+// that stopped before it was ready (so that nothing can be sent): only a
+// resuming request gets a resume position, its own.
+func TestStreamAfterHubStopKeepsTheClientsPosition(t *testing.T) {
+	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h.publish(t, msgA, msgA)
+	hub := stream.NewHub(h.log, nil)
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	hub.Run(stopped)
+	srv := grpc.NewServer(grpc.ForceServerCodecV2(stream.Codec()))
+	eventsv1.RegisterEventServiceServer(srv, stream.NewService(h.log, hub, stream.Options{}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := eventsv1.NewEventServiceClient(conn)
+
+	ctx := testCtx(t)
+	one := uint64(1)
+	tests := []struct {
+		name      string
+		req       *eventsv1.StreamEventsRequest
+		wantAfter uint64
+		cursor    bool
+	}{
+		{"resume", &eventsv1.StreamEventsRequest{AfterSequence: &one, Epoch: h.log.Epoch()}, 1, true},
+		{"resume without epoch", &eventsv1.StreamEventsRequest{AfterSequence: &one}, 1, true},
+		{"from now", &eventsv1.StreamEventsRequest{}, 0, false},
+		{"from earliest", &eventsv1.StreamEventsRequest{FromEarliest: true}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := client.StreamEvents(ctx, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Recv()
+			after, epoch, ok := stream.ResumeCursor(err)
+			if status.Code(err) != codes.Unavailable || ok != tt.cursor || after != tt.wantAfter || (ok && epoch != h.log.Epoch()) {
+				t.Fatalf("ended with %v (cursor %d %q %v), want UNAVAILABLE with cursor %v at %d", err, after, epoch, ok, tt.cursor, tt.wantAfter)
+			}
+		})
+	}
+}
+
 func TestGetEvent(t *testing.T) {
 	h := newHarness(t, stream.Options{}, eventlog.Config{})
 	h.publish(t, msgA, failedA)
@@ -628,5 +682,79 @@ func TestStreamFromStartTime(t *testing.T) {
 	s := h.subscribe(t, ctx, &eventsv1.StreamEventsRequest{StartTime: timestamppb.New(rec.Stored)})
 	if got := recvEvents(t, s, 1); got[0] != 2 {
 		t.Fatalf("from the time of event 2 got %v", got)
+	}
+}
+
+func TestListEventsPageBounds(t *testing.T) {
+	ctx := testCtx(t)
+	big := evSpec{channel: "twlo_1", typ: eventsv1.EventType_EVENT_TYPE_MESSAGE, size: 10_000}
+	// Pages of a listing, as sequences, each checked against the byte bound.
+	pages := func(t *testing.T, h *harness, maxBytes int, req *eventsv1.ListEventsRequest) [][]uint64 {
+		t.Helper()
+		var out [][]uint64
+		for {
+			resp, err := h.client.ListEvents(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := proto.Size(resp); len(resp.GetEvents()) > 1 && n > maxBytes {
+				t.Fatalf("a page of %d events is %d bytes, more than %d", len(resp.GetEvents()), n, maxBytes)
+			}
+			var page []uint64
+			for _, ev := range resp.GetEvents() {
+				page = append(page, ev.GetSequence())
+			}
+			out = append(out, page)
+			if resp.GetNextPageToken() == "" {
+				return out
+			}
+			req.PageToken = resp.GetNextPageToken()
+		}
+	}
+	newest := eventsv1.Order_ORDER_NEWEST_FIRST
+	tests := []struct {
+		name  string
+		opts  stream.Options
+		specs []evSpec
+		req   *eventsv1.ListEventsRequest
+		want  [][]uint64
+	}{
+		{"configured default size", stream.Options{DefaultPageSize: 3, MaxPageSize: 5}, repeat(msgA, 7),
+			&eventsv1.ListEventsRequest{}, [][]uint64{{1, 2, 3}, {4, 5, 6}, {7}}},
+		{"configured max size", stream.Options{DefaultPageSize: 3, MaxPageSize: 5}, repeat(msgA, 7),
+			&eventsv1.ListEventsRequest{PageSize: 5}, [][]uint64{{1, 2, 3, 4, 5}, {6, 7}}},
+		{"bytes bound a page", stream.Options{MaxPageBytes: 25_000 + 1024}, repeat(big, 5),
+			&eventsv1.ListEventsRequest{PageSize: 4}, [][]uint64{{1, 2}, {3, 4}, {5}}},
+		{"bytes bound a page newest first", stream.Options{MaxPageBytes: 25_000 + 1024}, repeat(big, 5),
+			&eventsv1.ListEventsRequest{PageSize: 4, Order: newest}, [][]uint64{{5, 4}, {3, 2}, {1}}},
+		{"an event larger than the bound is a page", stream.Options{MaxPageBytes: 5_000}, repeat(big, 3),
+			&eventsv1.ListEventsRequest{PageSize: 4}, [][]uint64{{1}, {2}, {3}}},
+		{"size bounds before bytes", stream.Options{MaxPageBytes: 25_000 + 1024}, repeat(big, 3),
+			&eventsv1.ListEventsRequest{PageSize: 1, Order: newest}, [][]uint64{{3}, {2}, {1}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.opts, eventlog.Config{})
+			h.publish(t, tt.specs...)
+			maxBytes := tt.opts.MaxPageBytes
+			if maxBytes == 0 {
+				maxBytes = stream.DefaultMaxPageBytes
+			}
+			got := pages(t, h, maxBytes, tt.req)
+			if len(got) != len(tt.want) {
+				t.Fatalf("pages %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if !equal(got[i], tt.want[i]) {
+					t.Fatalf("pages %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+
+	h := newHarness(t, stream.Options{DefaultPageSize: 3, MaxPageSize: 5}, eventlog.Config{})
+	_, err := h.client.ListEvents(ctx, &eventsv1.ListEventsRequest{PageSize: 6})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "page_size 6 is out of range: 1 to 5, or 0 for 3") {
+		t.Fatalf("page_size above the configured maximum: %v, want INVALID_ARGUMENT naming the bounds", err)
 	}
 }

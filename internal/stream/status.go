@@ -7,6 +7,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 )
 
 // ErrorDomain is the domain of the ErrorInfo details this service attaches.
@@ -35,6 +37,20 @@ func resumeStatus(code codes.Code, reason, msg string, after uint64, epoch strin
 
 func shuttingDown(after uint64, epoch string) error {
 	return resumeStatus(codes.Unavailable, "shutting_down", "the server is shutting down", after, epoch)
+}
+
+// notStarted ends a stream that the shutdown caught before it sent
+// anything. Only a request that resumes has a position to resume from (its
+// own); any other is told to retry as it was, since after_sequence=0 would
+// replay the whole log.
+func notStarted(req *eventsv1.StreamEventsRequest, epoch string) error {
+	if req.AfterSequence == nil {
+		return status.Error(codes.Unavailable, "the server is shutting down; retry the request")
+	}
+	if req.GetEpoch() != "" {
+		epoch = req.GetEpoch()
+	}
+	return shuttingDown(req.GetAfterSequence(), epoch)
 }
 
 // ResumeCursor extracts the resume position from a status that ended a

@@ -16,7 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -92,10 +92,14 @@ type Options struct {
 
 // Handler serves Sociocs webhooks.
 type Handler struct {
-	pub      Publisher
-	opts     Options
-	log      *slog.Logger
-	draining atomic.Bool
+	pub  Publisher
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex // protects draining and inflight
+	draining bool
+	inflight int           // requests admitted and not yet answered
+	drained  chan struct{} // closed once draining with nothing in flight
 }
 
 // NewHandler returns a handler that stores webhooks through pub.
@@ -109,7 +113,7 @@ func NewHandler(pub Publisher, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Handler{pub: pub, opts: opts, log: opts.Logger.With("component", "webhook")}
+	return &Handler{pub: pub, opts: opts, log: opts.Logger.With("component", "webhook"), drained: make(chan struct{})}
 }
 
 // Paths the handler is mounted at.
@@ -126,9 +130,45 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle(PathPerChannel, h)
 }
 
-// Drain makes the handler answer 503 with Retry-After to every new webhook,
-// so that a server shutting down stops taking work that it might not store.
-func (h *Handler) Drain() { h.draining.Store(true) }
+// Drain makes the handler answer 503 with Retry-After (and Connection:
+// close) to every new webhook, so that a server shutting down stops taking
+// work that it might not store. Webhooks admitted before it are stored and
+// answered as usual; Drained tells when the last of them has been. Drain is
+// idempotent.
+func (h *Handler) Drain() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.draining {
+		h.draining = true
+		if h.inflight == 0 {
+			close(h.drained)
+		}
+	}
+}
+
+// Drained returns a channel that is closed once Drain has been called and
+// every webhook admitted before it has been answered.
+func (h *Handler) Drained() <-chan struct{} { return h.drained }
+
+// admit counts a request in flight, unless the handler is draining.
+func (h *Handler) admit() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining {
+		return false
+	}
+	h.inflight++
+	return true
+}
+
+func (h *Handler) done() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inflight--
+	if h.draining && h.inflight == 0 {
+		close(h.drained)
+	}
+}
 
 // httpError is an answer other than success.
 type httpError struct {
@@ -147,8 +187,12 @@ func fail(status int, outcome Outcome, code, format string, args ...any) *httpEr
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	admitted := h.admit()
+	if admitted {
+		defer h.done()
+	}
 	res := Result{}
-	ev, ack, herr := h.serve(r, &res)
+	ev, ack, herr := h.serve(r, admitted, &res)
 	res.Duration = time.Since(start)
 	channel := r.PathValue("channel_key")
 	if herr != nil {
@@ -163,9 +207,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if herr.status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
+		if !admitted {
+			// The sender's next attempt had better open a new connection,
+			// which a load balancer can send to another instance.
+			w.Header().Set("Connection", "close")
+		}
 		writeJSON(w, herr.status, map[string]any{"error": map[string]string{"code": herr.code, "message": herr.message}})
 		level := slog.LevelWarn
-		if herr.status >= 500 {
+		switch {
+		case !admitted:
+			level = slog.LevelInfo // a shutdown, not a fault
+		case herr.status >= 500:
 			level = slog.LevelError
 		}
 		h.log.Log(r.Context(), level, "webhook rejected", "outcome", herr.outcome, "status", herr.status,
@@ -191,12 +243,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) serve(r *http.Request, res *Result) (*eventsv1.Event, PublishAck, *httpError) {
+// serve handles one request; admitted is false when the handler is draining.
+func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.Event, PublishAck, *httpError) {
 	if r.Method != http.MethodPost {
 		return nil, PublishAck{}, fail(http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "method_not_allowed",
 			"method %s is not allowed: webhooks are POSTed", r.Method)
 	}
-	if h.draining.Load() {
+	if !admitted {
 		return nil, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
 			"the server is shutting down; retry shortly")
 	}

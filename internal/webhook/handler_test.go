@@ -254,14 +254,61 @@ func TestHandlerUnavailableWhenTheLogFails(t *testing.T) {
 	}
 }
 
+// gatedLog is a Publisher whose Publish waits for release, to hold a webhook
+// in flight.
+type gatedLog struct {
+	memLog
+	entered chan struct{} // one value per Publish that has started
+	release chan struct{} // closed to let every Publish finish
+}
+
+func (g *gatedLog) Publish(ctx context.Context, ev *eventsv1.Event) (PublishAck, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.memLog.Publish(ctx, ev)
+}
+
 func TestHandlerDrain(t *testing.T) {
-	pub := &memLog{}
+	pub := &gatedLog{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	h := NewHandler(pub, Options{Logger: quiet()})
+	post := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/webhooks/sociocs", bytes.NewReader(readSample(t, "status_sent.json"))))
+		return rec
+	}
+	inflight := make(chan *httptest.ResponseRecorder)
+	go func() { inflight <- post() }()
+	<-pub.entered // admitted and being stored
+
 	h.Drain()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/webhooks/sociocs", bytes.NewReader(readSample(t, "status_sent.json"))))
-	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || len(pub.events) != 0 {
-		t.Fatalf("draining handler answered %d, stored %d", rec.Code, len(pub.events))
+	h.Drain() // idempotent
+	select {
+	case <-h.Drained():
+		t.Fatal("Drained closed with a webhook in flight")
+	default:
+	}
+	rec := post()
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || rec.Header().Get("Connection") != "close" {
+		t.Fatalf("draining handler answered %d %v, want 503 with Retry-After and Connection: close", rec.Code, rec.Header())
+	}
+
+	close(pub.release)
+	if rec := <-inflight; rec.Code != 200 {
+		t.Fatalf("the webhook in flight when draining began got %d %s, want 200", rec.Code, rec.Body)
+	}
+	<-h.Drained() // the test's deadline bounds this
+	if len(pub.events) != 1 {
+		t.Fatalf("stored %d events, want only the one in flight", len(pub.events))
+	}
+}
+
+func TestHandlerDrainedAtOnceWhenIdle(t *testing.T) {
+	h := NewHandler(&memLog{}, Options{Logger: quiet()})
+	h.Drain()
+	select {
+	case <-h.Drained():
+	default:
+		t.Fatal("Drained not closed by Drain with nothing in flight")
 	}
 }
 
