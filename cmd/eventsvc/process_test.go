@@ -26,9 +26,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/stream"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
@@ -444,4 +446,79 @@ func TestLogsNameEveryWebhookAndNoSecretOrBody(t *testing.T) {
 			t.Errorf("log line for webhook %d: %v; want outcome %s and event_id %q", i, rec, sends[i].outcome, ids[i])
 		}
 	}
+}
+
+// TestSIGHUPReloadsTheAuthFile: a SIGHUP that drops a client from the auth
+// file refuses that client's new requests, keeps the other client's, and
+// leaves the streams open before it running.
+func TestSIGHUPReloadsTheAuthFile(t *testing.T) {
+	dir := t.TempDir()
+	authPath := filepath.Join(dir, "auth.yaml")
+	writeAuth := func(names ...string) {
+		var b strings.Builder
+		b.WriteString("clients:\n")
+		for _, n := range names {
+			fmt.Fprintf(&b, "  - name: %s\n    token_sha256: %s\n", n, auth.HashToken("tok-"+n))
+		}
+		if err := os.WriteFile(authPath, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeAuth("kept", "revoked")
+	p := startProcess(t, nil, "--data-dir", filepath.Join(dir, "data"), "--auth-file", authPath)
+	client := p.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	as := func(name string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer tok-"+name)
+	}
+	open := func(name string) grpc.ServerStreamingClient[eventsv1.StreamEventsResponse] {
+		st, err := client.StreamEvents(as(name), &eventsv1.StreamEventsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil { // the first heartbeat: registered
+			t.Fatalf("%s's stream: %v", name, err)
+		}
+		return st
+	}
+	streams := map[string]grpc.ServerStreamingClient[eventsv1.StreamEventsResponse]{"kept": open("kept"), "revoked": open("revoked")}
+
+	writeAuth("kept")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := client.ListEvents(as("revoked"), &eventsv1.ListEventsRequest{})
+		if status.Code(err) == codes.Unauthenticated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked token still works after SIGHUP (%v):\n%s", err, p.log())
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if _, err := client.ListEvents(as("kept"), &eventsv1.ListEventsRequest{}); err != nil {
+		t.Fatalf("the kept token after SIGHUP: %v", err)
+	}
+	if !strings.Contains(p.log(), `"msg":"auth file reloaded"`) {
+		t.Errorf("no reload in the log:\n%s", p.log())
+	}
+	if out := postWebhook(http.DefaultClient, "http://"+p.httpAddr+"/webhooks/sociocs", messageWebhook(t, "SM-hup-1", "after the reload"), nil); out.code != http.StatusOK {
+		t.Fatalf("webhook: %+v", out)
+	}
+	for name, st := range streams {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				t.Fatalf("%s's stream opened before the reload: %v", name, err)
+			}
+			if m.GetEvent() != nil {
+				break
+			}
+		}
+	}
+	p.sigterm(t)
+	p.waitExit(t, 20*time.Second)
 }
