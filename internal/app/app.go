@@ -60,6 +60,8 @@ type App struct {
 	evlog  *eventlog.Log
 	hub    *stream.Hub
 	health *health.Server
+	// stopWatches ends the health Watch calls at shutdown.
+	stopWatches context.CancelFunc
 
 	auth       *auth.Store // nil: the API is open
 	grpcServer *grpc.Server
@@ -165,6 +167,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	a.health = health.NewServer()
 	a.ready = newReadiness(a.health)
+	watchCtx, stopWatches := context.WithCancel(context.Background())
+	a.stopWatches = stopWatches
+	healthSvc := healthService{Server: a.health, stopped: watchCtx}
 	// Two servers with the same services: the public one on the gRPC port
 	// (TLS when configured), and one that only the gateway reaches, which
 	// may trust the certificate subject the gateway forwards.
@@ -177,7 +182,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		}
 		srv := grpc.NewServer(opts...)
 		eventsv1.RegisterEventServiceServer(srv, svc)
-		healthpb.RegisterHealthServer(srv, a.health)
+		healthpb.RegisterHealthServer(srv, healthSvc)
 		if cfg.GRPCReflection {
 			reflection.Register(srv)
 		}
@@ -344,6 +349,9 @@ func (a *App) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		a.httpServer.Close()
 	}
+	// Health watchers have seen NOT_SERVING by now; end their calls so that
+	// the graceful stop need not wait for them.
+	a.stopWatches()
 	stopped := make(chan struct{})
 	go func() {
 		a.grpcServer.GracefulStop()
@@ -366,6 +374,9 @@ func (a *App) shutdown(ctx context.Context) error {
 
 // closeAll releases what Start acquired; safe on a partly started app.
 func (a *App) closeAll() {
+	if a.stopWatches != nil {
+		a.stopWatches()
+	}
 	if a.stopHub != nil {
 		a.stopHub()
 	}

@@ -7,8 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 )
@@ -137,3 +140,32 @@ func (a *App) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	fmt.Fprintln(w, "ready")
 }
+
+// healthService is the gRPC health service with one change: Watch calls end
+// with UNAVAILABLE once the app stops them (at shutdown). grpc-go's health
+// server keeps them open, and a graceful stop would wait for them until its
+// deadline.
+type healthService struct {
+	*health.Server
+	stopped context.Context // done: end every Watch
+}
+
+func (h healthService) Watch(req *healthpb.HealthCheckRequest, ss grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	unhook := context.AfterFunc(h.stopped, cancel)
+	defer unhook()
+	err := h.Server.Watch(req, watchStream{ss, ctx})
+	if h.stopped.Err() != nil {
+		return status.Error(codes.Unavailable, "the server is shutting down")
+	}
+	return err
+}
+
+// watchStream replaces a Watch stream's context.
+type watchStream struct {
+	grpc.ServerStreamingServer[healthpb.HealthCheckResponse]
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }
