@@ -50,6 +50,9 @@ type logPublisher struct{ log *eventlog.Log }
 
 func (p logPublisher) Publish(ctx context.Context, ev *eventsv1.Event) (webhook.PublishAck, error) {
 	ack, err := p.log.Publish(ctx, ev)
+	if errors.Is(err, eventlog.ErrTooLarge) {
+		err = fmt.Errorf("%w: %w", webhook.ErrTooLarge, err)
+	}
 	return webhook.PublishAck{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, err
 }
 
@@ -119,6 +122,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		DedupeWindow:  cfg.Log.DedupeWindow,
 		Replicas:      cfg.Log.Replicas,
 		SyncAlways:    cfg.Log.SyncAlways,
+		MaxEventBytes: int(cfg.Webhook.MaxEventBytes()),
 		Logger:        logger,
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -491,5 +492,53 @@ func TestShutdownEndsStreamsWithResumeSequence(t *testing.T) {
 	after, epoch, ok := stream.ResumeCursor(err)
 	if status.Code(err) != codes.Unavailable || !ok || after != 1 || epoch == "" {
 		t.Fatalf("stream ended with %v (cursor %d %q %v), want UNAVAILABLE resuming after 1", err, after, epoch, ok)
+	}
+}
+
+// largeMessage is the message sample with a text of n bytes.
+func largeMessage(t *testing.T, n int) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(sample(t, "message_twlo.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["message_id"] = fmt.Sprintf("SM-large-%d", n)
+	m["text"] = strings.Repeat("é", n/2)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLargeWebhookIsStored: a body near --webhook-max-body makes an event
+// of about twice its size, over NATS's default max_payload; the embedded
+// server is sized for it, and the event reads back over gRPC and REST.
+func TestLargeWebhookIsStored(t *testing.T) {
+	s := start(t, testConfig(t))
+	body := largeMessage(t, 1000<<10)
+	if len(body) > int(s.cfg.Webhook.MaxBodyBytes) {
+		t.Fatalf("test body %d bytes is over the limit", len(body))
+	}
+	code, ans := s.post(t, "/webhooks/sociocs", body)
+	if code != http.StatusOK {
+		t.Fatalf("POST: %d %v", code, ans)
+	}
+	resp, err := s.client.GetEvent(ctxT(t), &eventsv1.GetEventRequest{Sequence: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetEvent(); !bytes.Equal(got.GetRawJson(), body) || len(got.GetMessage().GetText()) != 1000<<10 {
+		t.Fatalf("event read back: raw_json %d bytes, text %d bytes", len(got.GetRawJson()), len(got.GetMessage().GetText()))
+	}
+	r, err := http.Get(s.base + "/v1/events/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var rest eventsv1.GetEventResponse
+	b, _ := io.ReadAll(r.Body)
+	if err := protojson.Unmarshal(b, &rest); err != nil || !bytes.Equal(rest.GetEvent().GetRawJson(), body) {
+		t.Fatalf("REST: %d, %v", r.StatusCode, err)
 	}
 }

@@ -127,6 +127,14 @@ func TestExternalNATS(t *testing.T) {
 	if err != nil || len(list.GetEvents()) != len(want) {
 		t.Fatalf("second instance lists %d events (%v), want %d", len(list.GetEvents()), err, len(want))
 	}
+	// The server's max_payload is NATS's default, 1 MiB: a webhook within
+	// --webhook-max-body whose event exceeds it can never be stored, and is
+	// refused with 413 rather than a 503 that the sender would retry for
+	// ever.
+	code, body := s.post(t, "/webhooks/sociocs", largeMessage(t, 900<<10))
+	if errBody, _ := body["error"].(map[string]any); code != http.StatusRequestEntityTooLarge || errBody["code"] != "event_too_large" {
+		t.Fatalf("a webhook too large for the server: %d %v, want 413 event_too_large", code, body)
+	}
 }
 
 func TestWebhookGets503WhenNATSIsDown(t *testing.T) {

@@ -173,11 +173,21 @@ type GRPC struct {
 	MaxRecvMsgSize int
 	// MaxSendMsgSize is the largest response the server sends, in bytes. A
 	// ListEvents page stops short of it (with a next_page_token) even below
-	// its page size, so it needs room for one event: at least twice
+	// its page size, so it needs room for one event: at least three times
 	// --webhook-max-body (a stored event is the body and what was converted
 	// from it). Default 16 MiB.
 	MaxSendMsgSize int
 }
+
+// MaxWebhookBody bounds --webhook-max-body: an event may hold its body up to
+// three times over (see MaxEventBytes), and a NATS message is at most 64 MiB.
+const MaxWebhookBody = 16 << 20
+
+// MaxEventBytes is the largest encoded event a body of up to MaxBodyBytes
+// can make: the body itself (raw_json), what is converted from it (text,
+// URLs, contact), where a contact's extra_fields appear twice more (as a
+// Struct and as the JSON string sent), and the envelope.
+func (w Webhook) MaxEventBytes() int64 { return 3*w.MaxBodyBytes + 16<<10 }
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -240,8 +250,8 @@ func (c Config) Validate() error {
 			return bad("webhook-secret", "empty secret in the list")
 		}
 	}
-	if c.Webhook.MaxBodyBytes <= 0 {
-		return bad("webhook-max-body", "must be positive, got %d", c.Webhook.MaxBodyBytes)
+	if c.Webhook.MaxBodyBytes <= 0 || c.Webhook.MaxBodyBytes > MaxWebhookBody {
+		return bad("webhook-max-body", "must be 1 to %d bytes, got %d", MaxWebhookBody, c.Webhook.MaxBodyBytes)
 	}
 	if c.Log.NATSURL == "" && c.Log.DataDir == "" {
 		return bad("data-dir", "must be set when --nats-url is not")
@@ -309,9 +319,9 @@ func (c Config) Validate() error {
 	if c.GRPC.MaxRecvMsgSize < 1<<10 {
 		return bad("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", c.GRPC.MaxRecvMsgSize)
 	}
-	if c.Webhook.MaxBodyBytes > int64(c.GRPC.MaxSendMsgSize)/2 {
-		return bad("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least twice --webhook-max-body %d",
-			c.GRPC.MaxSendMsgSize, c.Webhook.MaxBodyBytes)
+	if c.Webhook.MaxEventBytes() > int64(c.GRPC.MaxSendMsgSize) {
+		return bad("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least %d, three times --webhook-max-body and some",
+			c.GRPC.MaxSendMsgSize, c.Webhook.MaxEventBytes())
 	}
 	switch c.LogFormat {
 	case "text", "json":

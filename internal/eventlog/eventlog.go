@@ -40,6 +40,9 @@ var (
 	ErrNotFound = record.ErrNotFound
 	// ErrInvalidEvent means an event cannot be stored (no id).
 	ErrInvalidEvent = errors.New("eventlog: invalid event")
+	// ErrTooLarge means an event is larger than the NATS server accepts
+	// (its max_payload); retrying will not help.
+	ErrTooLarge = errors.New("eventlog: event too large")
 )
 
 // Config configures Open. Zero values are replaced by the defaults noted.
@@ -68,6 +71,11 @@ type Config struct {
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
+	// MaxEventBytes is the largest encoded event the log must take. The
+	// embedded server's max_payload (NATS's default is 1 MiB) is raised to
+	// fit it, at most to MaxEventBytesLimit; for an external server, Open
+	// warns when its max_payload is smaller. 0: the server's own limit.
+	MaxEventBytes int
 	// PublishTimeout bounds one store when the caller's context has no
 	// deadline. Default 5 s.
 	PublishTimeout time.Duration
@@ -168,12 +176,23 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.Close()
 		return nil, fmt.Errorf("%w: create or update stream %s: %v", ErrUnavailable, cfg.StreamName, err)
 	}
+	if max := l.nc.MaxPayload(); cfg.MaxEventBytes > 0 && int64(cfg.MaxEventBytes) > max {
+		l.log.Warn("the NATS server's max_payload is smaller than the largest event a webhook can make: larger ones will be refused with 413; raise max_payload on the server or lower --webhook-max-body",
+			"max_payload", max, "largest_event", cfg.MaxEventBytes)
+	}
 	info := l.stream.CachedInfo()
 	l.epoch = info.Created.UTC().Format(time.RFC3339Nano)
 	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil,
 		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.epoch)
 	return l, nil
 }
+
+// MaxEventBytesLimit is the largest MaxEventBytes the embedded server can
+// honour: NATS refuses a max_payload over 64 MiB.
+const MaxEventBytesLimit = 64<<20 - payloadHeadroom
+
+// payloadHeadroom leaves room in a message for its subject and headers.
+const payloadHeadroom = 64 << 10
 
 func maxBytes(n int64) int64 {
 	if n == 0 {
@@ -191,6 +210,9 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 		// Signals belong to eventsvc: it shuts the server down in order.
 		NoSigs:     true,
 		SyncAlways: cfg.SyncAlways,
+	}
+	if need := cfg.MaxEventBytes + payloadHeadroom; cfg.MaxEventBytes > 0 && need > server.MAX_PAYLOAD_SIZE {
+		opts.MaxPayload = int32(min(need, MaxEventBytesLimit+payloadHeadroom))
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -242,8 +264,8 @@ type Ack struct {
 }
 
 // Publish stores ev (whose sequence must be 0) and returns once the log has
-// acknowledged it. ev.Id is the dedupe id. Errors wrap ErrUnavailable (retry)
-// or ErrInvalidEvent.
+// acknowledged it. ev.Id is the dedupe id. Errors wrap ErrUnavailable (retry),
+// ErrTooLarge or ErrInvalidEvent.
 func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 	if ev.GetId() == "" {
 		return Ack{}, fmt.Errorf("%w: no id", ErrInvalidEvent)
@@ -259,6 +281,9 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 	}
 	subj := filter.KeyOf(ev).Subject(l.cfg.SubjectPrefix, ev.GetId())
 	ack, err := l.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.GetId()), jetstream.WithExpectStream(l.cfg.StreamName))
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
+	}
 	if err != nil {
 		return Ack{}, unavailable("store event", err)
 	}

@@ -39,6 +39,11 @@ type Publisher interface {
 	Publish(ctx context.Context, ev *eventsv1.Event) (PublishAck, error)
 }
 
+// ErrTooLarge is what a Publisher's error wraps when the event can never be
+// stored because it is too large: the webhook is answered 413, not 503, so
+// that the sender does not retry it for ever.
+var ErrTooLarge = errors.New("webhook: event too large for the event log")
+
 // PublishAck is the outcome of a successful Publish.
 type PublishAck struct {
 	Sequence  uint64 // position in the log (of the earlier copy when Duplicate)
@@ -301,6 +306,11 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 	res.EventType = eventTypeName(ev.GetType())
 	res.Warnings = len(ev.GetConversionWarnings())
 	ack, err := h.pub.Publish(r.Context(), ev)
+	if errors.Is(err, ErrTooLarge) {
+		h.log.Error("a webhook is too large for the event log", "event_id", ev.GetId(), "body_bytes", len(body), "err", err)
+		return ev, PublishAck{}, fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "event_too_large",
+			"the event made from this body (%d bytes) is larger than the event log accepts", len(body))
+	}
 	if err != nil {
 		h.log.Error("storing a webhook failed", "event_id", ev.GetId(), "err", err)
 		return ev, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
