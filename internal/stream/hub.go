@@ -74,19 +74,40 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.head.Store(last)
 	close(h.ready)
+	wait := tailRetryMin
 	for {
+		began := time.Now()
 		err = h.src.Tail(ctx, h.head.Load(), h.dispatch)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		// The tail survives reconnects by itself; it ends only when its
-		// consumer could not be kept. Start it again where it stopped.
-		h.log.Warn("tail of the event log ended; restarting", "after", h.head.Load(), "err", err)
+		// consumer could not be kept. Start it again where it stopped, after
+		// a pause that grows while the log stays out of reach, so that an
+		// outage does not turn into a busy loop.
 		if !errors.Is(err, record.ErrUnavailable) {
 			return err
 		}
+		if time.Since(began) > tailRetryMax {
+			wait = tailRetryMin
+		}
+		h.log.Warn("tail of the event log ended; restarting", "after", h.head.Load(), "in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, tailRetryMax)
 	}
 }
+
+// Bounds of the pause before the tail is restarted.
+const (
+	tailRetryMin = 100 * time.Millisecond
+	tailRetryMax = 5 * time.Second
+)
 
 // Done is closed when the hub has stopped; subscribers must end then.
 func (h *Hub) Done() <-chan struct{} { return h.done }
