@@ -367,16 +367,27 @@ func (s *Service) replay(ctx context.Context, f *filter.Filter, sub *subscriber,
 		head := s.hub.Head()
 		if head > c.last {
 			err := s.src.Read(ctx, subjects, c.last+1, head, func(rec *record.Record) error {
+				// A long replay must not outlast a shutdown: it ends, like a
+				// live stream, with the exact position to resume from.
+				select {
+				case <-s.hub.Done():
+					return errHubStopped
+				default:
+				}
 				if f.Match(&rec.Key) {
 					if err := out.SendMsg(encodeEvent(rec, c.epoch)); err != nil {
 						return err
 					}
 					sent++
 				}
+				c.last = rec.Sequence
 				return nil
 			})
 			if err != nil {
 				s.opts.Observer.EventsDelivered(sent)
+				if errors.Is(err, errHubStopped) {
+					return sent, shuttingDown(c.last, c.epoch)
+				}
 				return sent, toStatus(err)
 			}
 			// Read stops at head; events past it were not sent and come
@@ -389,6 +400,9 @@ func (s *Service) replay(ctx context.Context, f *filter.Filter, sub *subscriber,
 		}
 	}
 }
+
+// errHubStopped ends a replay when the server shuts down.
+var errHubStopped = errors.New("stream: hub stopped")
 
 // GetEvent implements EventService.GetEvent.
 func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {

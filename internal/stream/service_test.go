@@ -503,6 +503,43 @@ func TestHubStopEndsStreamsWithResumeCursor(t *testing.T) {
 	}
 }
 
+// TestHubStopEndsAReplay: a stream still replaying a backlog when the server
+// shuts down ends at once (not after the whole backlog) with UNAVAILABLE and
+// the sequence of the last event it was sent.
+func TestHubStopEndsAReplay(t *testing.T) {
+	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	// Far more than the flow-control windows hold: the replay is blocked in
+	// a send when the hub stops.
+	const n = 100
+	big := msgA
+	big.size = 256 << 10
+	h.publish(t, repeat(big, n)...)
+	ctx := testCtx(t)
+	s, err := h.client.StreamEvents(ctx, &eventsv1.StreamEventsRequest{FromEarliest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := recvEvents(t, s, 1)
+	h.stopHub()
+	var last uint64 = got[0]
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("replay ended with %v, want UNAVAILABLE", err)
+			}
+			if after, _, ok := stream.ResumeCursor(err); !ok || after != last {
+				t.Fatalf("resume cursor %d (%v), want %d, the last event sent", after, ok, last)
+			}
+			break
+		}
+		last = max(last, m.GetEvent().GetSequence())
+	}
+	if last == n {
+		t.Fatalf("the whole backlog of %d events was replayed after the hub stopped", n)
+	}
+}
+
 // TestStreamAfterHubStopKeepsTheClientsPosition asks for streams from a hub
 // that stopped before it was ready (so that nothing can be sent): only a
 // resuming request gets a resume position, its own.
