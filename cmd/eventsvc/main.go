@@ -40,11 +40,41 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	// The first signal starts a graceful shutdown; a second one, with the
 	// signal's default action restored, ends the process at once.
 	context.AfterFunc(ctx, stop)
-	if err := app.Run(ctx, cfg, logger); err != nil {
+	err = app.Run(ctx, cfg, logger, reloadOnSIGHUP(ctx))
+	switch {
+	case errors.Is(err, config.ErrInvalid):
+		// A file named by a setting (auth file, certificate) is invalid:
+		// like a bad flag, nothing was started.
+		fmt.Fprintf(stderr, "eventsvc: %v\n", err)
+		return 2
+	case err != nil:
 		logger.Error("eventsvc stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// reloadOnSIGHUP turns each SIGHUP into a reload request until ctx ends. The
+// signal is caught from the start to the exit, so that one sent during
+// start-up or shutdown does not end the process (SIGHUP's default action).
+func reloadOnSIGHUP(ctx context.Context) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is pending already
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reload
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

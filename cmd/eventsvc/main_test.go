@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,35 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	_, err := parse([]string{"--log-format", "x"}, env(map[string]string{"EVENTSVC_WEBHOOK_SECRET": "hunter2"}), &out)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error %v mentions the secret", err)
+	}
+}
+
+// TestInvalidFileStopsStartUp: a setting that names a bad file stops
+// start-up with status 2 and a message naming the setting, before anything
+// is opened or created.
+func TestInvalidFileStopsStartUp(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		setting string
+	}{
+		{"missing auth file", []string{"--auth-file", filepath.Join(dir, "missing.yaml")}, "--auth-file"},
+		{"missing certificate", []string{"--tls-cert", filepath.Join(dir, "c.pem"), "--tls-key", filepath.Join(dir, "k.pem")}, "--tls-cert"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			args := append([]string{"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir", dataDir}, tt.args...)
+			if code := run(args, func(string) string { return "" }, &stderr); code != 2 {
+				t.Fatalf("exit status %d, want 2; stderr:\n%s", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.setting) {
+				t.Errorf("stderr does not name %s:\n%s", tt.setting, stderr.String())
+			}
+			if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+				t.Errorf("the data directory was created (%v)", err)
+			}
+		})
 	}
 }

@@ -11,10 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,6 +109,20 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, err
 	}
 
+	// Files named by the configuration first, so that a bad one stops
+	// start-up before anything is opened or created.
+	grpcTLS, httpTLS, err := tlsConfigs(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Auth.File != "" {
+		if a.auth, err = auth.Load(cfg.Auth.File, logger); err != nil {
+			return nil, fmt.Errorf("%w: --auth-file: %w", config.ErrInvalid, err)
+		}
+	} else {
+		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
+	}
+
 	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
 		URL:           cfg.Log.NATSURL,
 		DataDir:       cfg.Log.DataDir,
@@ -127,18 +138,6 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	if err != nil {
 		return nil, err
-	}
-
-	grpcTLS, httpTLS, err := tlsConfigs(cfg.TLS)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Auth.File != "" {
-		if a.auth, err = auth.Load(cfg.Auth.File, logger); err != nil {
-			return nil, fmt.Errorf("%w: --auth-file: %w", config.ErrInvalid, err)
-		}
-	} else {
-		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
 	}
 
 	a.hub = stream.NewHub(a.evlog, logger)
@@ -371,12 +370,12 @@ func (a *App) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("app: grpc shutdown: %w", ctx.Err()))
 	}
 	a.closeAll()
-	a.wg.Wait()
 	a.log.Info("stopped")
 	return errors.Join(errs...)
 }
 
-// closeAll releases what Start acquired; safe on a partly started app.
+// closeAll stops every part, waits for the goroutines it started, and
+// closes the log; safe on a partly started app.
 func (a *App) closeAll() {
 	if a.stopWatches != nil {
 		a.stopWatches()
@@ -403,6 +402,8 @@ func (a *App) closeAll() {
 	} else if a.httpLn != nil {
 		a.httpLn.Close()
 	}
+	// The hub and the readiness checks use the log: it closes after them.
+	a.wg.Wait()
 	if a.evlog != nil {
 		a.evlog.Close()
 	}
@@ -420,15 +421,13 @@ func (a *App) ReloadAuth() error {
 }
 
 // Run starts the app, serves until ctx ends or a part fails, then shuts down
-// within cfg.ShutdownTimeout. SIGHUP re-reads the auth file.
-func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+// within cfg.ShutdownTimeout. Each receive from reload re-reads the auth
+// file (main sends one per SIGHUP); reload may be nil.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger, reload <-chan struct{}) error {
 	a, err := Start(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var runErr error
 serve:
 	for {
@@ -437,7 +436,7 @@ serve:
 			break serve
 		case runErr = <-a.Err():
 			break serve
-		case <-hup:
+		case <-reload:
 			// Reload logs its outcome; a bad file keeps the old clients.
 			_ = a.ReloadAuth()
 		}
