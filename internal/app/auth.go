@@ -14,22 +14,35 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
-// eventServicePrefix selects the methods that need a client; health and
-// reflection stay open, as probes and tools expect.
-var eventServicePrefix = "/" + eventsv1.EventService_ServiceDesc.ServiceName + "/"
+// openServices need no client: health and reflection, as probes and tools
+// expect. Every other service, one added later included, does.
+var openServices = []string{
+	"/" + healthpb.Health_ServiceDesc.ServiceName + "/",
+	"/grpc.reflection.v1.ServerReflection/",
+	"/grpc.reflection.v1alpha.ServerReflection/",
+}
 
-// authenticator establishes the client of each EventService call from its
+func isOpen(method string) bool {
+	for _, prefix := range openServices {
+		if strings.HasPrefix(method, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticator establishes the client of each call (but to openServices) from its
 // bearer token or its TLS client certificate, and puts it in the context for
 // the stream service.
 type authenticator struct {
@@ -42,7 +55,7 @@ type authenticator struct {
 }
 
 func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
-	if !strings.HasPrefix(method, eventServicePrefix) {
+	if isOpen(method) {
 		return ctx, nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
