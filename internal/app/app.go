@@ -60,8 +60,8 @@ type App struct {
 	evlog  *eventlog.Log
 	hub    *stream.Hub
 	health *health.Server
-	// stopWatches ends the health Watch calls at shutdown.
-	stopWatches context.CancelFunc
+	// stopWatches ends the health Watch calls at shutdown; idempotent.
+	stopWatches func()
 
 	auth       *auth.Store // nil: the API is open
 	grpcServer *grpc.Server
@@ -119,6 +119,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		if a.auth, err = auth.Load(cfg.Auth.File, logger); err != nil {
 			return nil, fmt.Errorf("%w: --auth-file: %w", config.ErrInvalid, err)
 		}
+		if !cfg.TLS.Enabled() {
+			logger.Warn("bearer tokens travel in clear text without --tls-cert and --tls-key: terminate TLS in front of eventsvc, or turn it on here")
+		}
+		if a.auth.UsesCertificates() && cfg.TLS.ClientCAFile == "" {
+			logger.Warn("clients of the auth file with a cert_subject cannot authenticate without --tls-client-ca")
+		}
 	} else {
 		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
 	}
@@ -170,9 +176,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	a.health = health.NewServer()
 	a.ready = newReadiness(a.health)
-	watchCtx, stopWatches := context.WithCancel(context.Background())
-	a.stopWatches = stopWatches
-	healthSvc := healthService{Server: a.health, stopped: watchCtx}
+	watchesStopped := make(chan struct{})
+	a.stopWatches = sync.OnceFunc(func() { close(watchesStopped) })
+	healthSvc := healthService{Server: a.health, stopped: watchesStopped}
 	// Two servers with the same services: the public one on the gRPC port
 	// (TLS when configured), and one that only the gateway reaches, which
 	// may trust the certificate subject the gateway forwards.

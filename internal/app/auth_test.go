@@ -29,7 +29,8 @@ import (
 //	1 message        twlo_16311113333
 //	2 status update  twlo_16311113333
 //	3 status update  gswa_91999        (provider from the key: gswa)
-//	4 message        twlo_16311113333  (posted while streams are open)
+//	4 message        twlo_16311113333
+//	5 status update  gswa_91999
 const otherChannel = "gswa_91999"
 
 // authClients: "twlo" may read messages of twlo_* channels; "gswa" the
@@ -95,9 +96,9 @@ type outcome struct {
 }
 
 // caller makes one of the three calls over gRPC or REST.
-type caller func(t *testing.T, s *server, token string, req any) outcome
+type caller func(t *testing.T, s *server, token string, req any, until uint64) outcome
 
-func grpcList(t *testing.T, s *server, token string, req any) outcome {
+func grpcList(t *testing.T, s *server, token string, req any, _ uint64) outcome {
 	resp, err := s.client.ListEvents(withToken(ctxT(t), token), req.(*eventsv1.ListEventsRequest))
 	if err != nil {
 		return outcome{code: status.Code(err), msg: status.Convert(err).Message()}
@@ -105,7 +106,7 @@ func grpcList(t *testing.T, s *server, token string, req any) outcome {
 	return outcome{seqs: seqsOf(resp.GetEvents())}
 }
 
-func grpcGet(t *testing.T, s *server, token string, req any) outcome {
+func grpcGet(t *testing.T, s *server, token string, req any, _ uint64) outcome {
 	resp, err := s.client.GetEvent(withToken(ctxT(t), token), req.(*eventsv1.GetEventRequest))
 	if err != nil {
 		return outcome{code: status.Code(err), msg: status.Convert(err).Message()}
@@ -113,9 +114,9 @@ func grpcGet(t *testing.T, s *server, token string, req any) outcome {
 	return outcome{seqs: []uint64{resp.GetEvent().GetSequence()}}
 }
 
-// grpcStream reads events from the earliest until it has seen sequence 4
-// (posted by the caller once the stream is open) and returns what it got.
-func grpcStream(t *testing.T, s *server, token string, req any) outcome {
+// grpcStream reads events from the earliest until it has seen sequence
+// until and returns what it got.
+func grpcStream(t *testing.T, s *server, token string, req any, until uint64) outcome {
 	ctx, cancel := context.WithCancel(withToken(ctxT(t), token))
 	defer cancel()
 	r := req.(*eventsv1.StreamEventsRequest)
@@ -132,7 +133,7 @@ func grpcStream(t *testing.T, s *server, token string, req any) outcome {
 		}
 		if ev := m.GetEvent(); ev != nil {
 			seqs = append(seqs, ev.GetSequence())
-			if ev.GetSequence() == 4 {
+			if ev.GetSequence() == until {
 				return outcome{seqs: seqs}
 			}
 		}
@@ -183,9 +184,9 @@ func restOutcome(t *testing.T, httpCode int, body []byte, events func([]byte) []
 	return outcome{seqs: events(body)}
 }
 
-func restList(t *testing.T, s *server, token string, req any) outcome {
+func restList(t *testing.T, s *server, token string, req any, _ uint64) outcome {
 	r := req.(*eventsv1.ListEventsRequest)
-	q := query(r.GetChannelKeys(), r.GetTypes())
+	q := query(r.GetChannelKeys(), r.GetTypes(), r.GetStatuses())
 	code, body := restCall(t, s, token, "/v1/events?"+q)
 	return restOutcome(t, code, body, func(b []byte) []uint64 {
 		var resp eventsv1.ListEventsResponse
@@ -196,8 +197,13 @@ func restList(t *testing.T, s *server, token string, req any) outcome {
 	})
 }
 
-func restGet(t *testing.T, s *server, token string, req any) outcome {
-	code, body := restCall(t, s, token, fmt.Sprintf("/v1/events/%d", req.(*eventsv1.GetEventRequest).GetSequence()))
+func restGet(t *testing.T, s *server, token string, req any, _ uint64) outcome {
+	r := req.(*eventsv1.GetEventRequest)
+	path := fmt.Sprintf("/v1/events/%d", r.GetSequence())
+	if r.GetId() != "" {
+		path = "/v1/events/by-id/" + r.GetId()
+	}
+	code, body := restCall(t, s, token, path)
 	return restOutcome(t, code, body, func(b []byte) []uint64 {
 		var resp eventsv1.GetEventResponse
 		if err := protojson.Unmarshal(b, &resp); err != nil {
@@ -207,12 +213,12 @@ func restGet(t *testing.T, s *server, token string, req any) outcome {
 	})
 }
 
-// restStreamCall reads NDJSON lines until sequence 4 or an error line.
-func restStreamCall(t *testing.T, s *server, token string, req any) outcome {
+// restStreamCall reads NDJSON lines until sequence until or an error line.
+func restStreamCall(t *testing.T, s *server, token string, req any, until uint64) outcome {
 	r := req.(*eventsv1.StreamEventsRequest)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	hreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/v1/events:stream?from_earliest=true&"+query(r.GetChannelKeys(), r.GetTypes()), nil)
+	hreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/v1/events:stream?from_earliest=true&"+query(r.GetChannelKeys(), r.GetTypes(), r.GetStatuses()), nil)
 	if token != "" {
 		hreq.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -247,20 +253,23 @@ func restStreamCall(t *testing.T, s *server, token string, req any) outcome {
 		}
 		if ev := m.GetEvent(); ev != nil {
 			seqs = append(seqs, ev.GetSequence())
-			if ev.GetSequence() == 4 {
+			if ev.GetSequence() == until {
 				return outcome{seqs: seqs}
 			}
 		}
 	}
 }
 
-func query(channels []string, types []eventsv1.EventType) string {
+func query(channels []string, types []eventsv1.EventType, statuses []eventsv1.Status) string {
 	var q []string
 	for _, c := range channels {
 		q = append(q, "channel_keys="+c)
 	}
 	for _, ty := range types {
 		q = append(q, "types="+ty.String())
+	}
+	for _, st := range statuses {
+		q = append(q, "statuses="+st.String())
 	}
 	return strings.Join(q, "&")
 }
@@ -287,14 +296,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 		wantMsg  string   // substring of the error message
 		wantSeqs []uint64 // for OK
 	}
-	list := func(ch []string, ty []eventsv1.EventType) func() any {
-		return func() any { return &eventsv1.ListEventsRequest{ChannelKeys: ch, Types: ty} }
+	list := func(ch []string, ty []eventsv1.EventType, st ...eventsv1.Status) func() any {
+		return func() any { return &eventsv1.ListEventsRequest{ChannelKeys: ch, Types: ty, Statuses: st} }
 	}
-	strm := func(ch []string, ty []eventsv1.EventType) func() any {
-		return func() any { return &eventsv1.StreamEventsRequest{ChannelKeys: ch, Types: ty} }
+	strm := func(ch []string, ty []eventsv1.EventType, st ...eventsv1.Status) func() any {
+		return func() any { return &eventsv1.StreamEventsRequest{ChannelKeys: ch, Types: ty, Statuses: st} }
 	}
 	get := func(seq uint64) func() any { return func() any { return &eventsv1.GetEventRequest{Sequence: seq} } }
-	rows := func(mk func([]string, []eventsv1.EventType) func() any, all []uint64) []row {
+	ids := expected(t) // the events of the samples, in webhooks' order
+	getID := func(id string) func() any { return func() any { return &eventsv1.GetEventRequest{Id: id} } }
+	rows := func(mk func([]string, []eventsv1.EventType, ...eventsv1.Status) func() any, all []uint64) []row {
 		return []row{
 			{"no token", "", mk(nil, nil), codes.Unauthenticated, "Bearer", nil},
 			{"bad token", "tok-nope", mk(nil, nil), codes.Unauthenticated, "unknown credential", nil},
@@ -302,7 +313,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 			{"forbidden channel", "tok-twlo", mk([]string{otherChannel}, nil), codes.PermissionDenied, `channel_keys[0]: channel "gswa_91999" is outside`, nil},
 			{"forbidden type", "tok-twlo", mk(nil, []eventsv1.EventType{eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE}), codes.PermissionDenied, "types: EVENT_TYPE_STATUS_UPDATE is outside", nil},
 			{"empty filter narrowed to messages of twlo_*", "tok-twlo", mk(nil, nil), codes.OK, "", []uint64{1, 4}},
-			{"empty filter narrowed to one channel", "tok-gswa", mk(nil, nil), codes.OK, "", []uint64{3}},
+			{"empty filter narrowed to one channel", "tok-gswa", mk(nil, nil), codes.OK, "", []uint64{3, 5}},
+			{"statuses within the narrowed channel", "tok-gswa", mk(nil, nil, eventsv1.Status_STATUS_FAILED), codes.OK, "", []uint64{5}},
+			{"statuses without the right to status updates", "tok-twlo", mk(nil, nil, eventsv1.Status_STATUS_FAILED), codes.PermissionDenied, "statuses: status updates are outside", nil},
 			{"unrestricted client", "tok-admin", mk(nil, nil), codes.OK, "", all},
 		}
 	}
@@ -310,13 +323,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"no token", "", get(1), codes.Unauthenticated, "Bearer", nil},
 		{"bad token", "tok-nope", get(1), codes.Unauthenticated, "unknown credential", nil},
 		{"allowed event", "tok-twlo", get(1), codes.OK, "", []uint64{1}},
-		{"event of a forbidden type", "tok-twlo", get(2), codes.PermissionDenied, "outside this client's rights", nil},
+		{"event of a forbidden type", "tok-twlo", get(2), codes.PermissionDenied, "sequence: the event's channel", nil},
 		{"event of a forbidden channel", "tok-gswa", get(1), codes.PermissionDenied, "outside this client's rights", nil},
 		{"unrestricted client", "tok-admin", get(3), codes.OK, "", []uint64{3}},
+		{"allowed event by id", "tok-twlo", getID(ids[0].GetId()), codes.OK, "", []uint64{1}},
+		{"event of a forbidden type by id", "tok-twlo", getID(ids[1].GetId()), codes.PermissionDenied, "id: the event's channel", nil},
 	}
-	// Sequence 4 is stored now, before the listings and after the streams
-	// opened: streams run from the earliest, so they see it either way.
 	if code, body := s.post(t, "/webhooks/sociocs", messageWithID(t, "SM-auth-4")); code != http.StatusOK {
+		t.Fatalf("POST: %d %v", code, body)
+	}
+	if code, body := s.post(t, "/webhooks/sociocs/"+otherChannel, sample(t, "status_failed.json")); code != http.StatusOK {
 		t.Fatalf("POST: %d %v", code, body)
 	}
 	for _, rpc := range []struct {
@@ -324,19 +340,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 		calls map[string]caller
 		rows  []row
 	}{
-		{"ListEvents", map[string]caller{"grpc": grpcList, "rest": restList}, rows(list, []uint64{1, 2, 3, 4})},
-		{"StreamEvents", map[string]caller{"grpc": grpcStream, "rest": restStreamCall}, rows(strm, []uint64{1, 2, 3, 4})},
+		{"ListEvents", map[string]caller{"grpc": grpcList, "rest": restList}, rows(list, []uint64{1, 2, 3, 4, 5})},
+		{"StreamEvents", map[string]caller{"grpc": grpcStream, "rest": restStreamCall}, rows(strm, []uint64{1, 2, 3, 4, 5})},
 		{"GetEvent", map[string]caller{"grpc": grpcGet, "rest": restGet}, getRows},
 	} {
 		for transport, call := range rpc.calls {
 			for _, r := range rpc.rows {
-				if rpc.name == "StreamEvents" && r.name == "empty filter narrowed to one channel" {
-					// Sequence 4 is not in gswa's scope: the stream would
-					// wait for it; ListEvents covers the same narrowing.
-					continue
-				}
 				t.Run(rpc.name+"/"+transport+"/"+r.name, func(t *testing.T) {
-					got := call(t, s, r.token, r.req())
+					var until uint64
+					if len(r.wantSeqs) > 0 {
+						until = r.wantSeqs[len(r.wantSeqs)-1]
+					}
+					got := call(t, s, r.token, r.req(), until)
 					if got.code != r.wantCode {
 						t.Fatalf("code %s (%q), want %s", got.code, got.msg, r.wantCode)
 					}
@@ -427,10 +442,18 @@ func TestStreamLimits(t *testing.T) {
 		}
 		return err
 	}
-	for i := 0; i < 2; i++ {
-		if err := open(ctx, "tok-twlo"); err != nil {
-			t.Fatal(err)
-		}
+	first, closeFirst := context.WithCancel(ctx)
+	if err := open(first, "tok-twlo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := open(ctx, "tok-twlo"); err != nil {
+		t.Fatal(err)
+	}
+	// Refused requests take no slot: a forbidden filter, then one too many.
+	if st, err := s.client.StreamEvents(withToken(ctx, "tok-twlo"), &eventsv1.StreamEventsRequest{ChannelKeys: []string{otherChannel}}); err != nil {
+		t.Fatal(err)
+	} else if _, err := st.Recv(); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a forbidden stream: %v", err)
 	}
 	third, cancelThird := context.WithCancel(ctx)
 	err := open(third, "tok-twlo")
@@ -438,12 +461,20 @@ func TestStreamLimits(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), `client "twlo" has 2 streams open`) {
 		t.Fatalf("third stream of one client: %v", err)
 	}
+
 	if err := open(ctx, "tok-admin"); err != nil {
 		t.Fatalf("another client: %v", err)
 	}
-	if err := open(ctx, "tok-admin"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "the server has 3 streams open") {
+	if err := open(ctx, "tok-admin"); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "the server's limit of concurrent streams is reached") {
 		t.Fatalf("past the overall limit: %v", err)
 	}
+	// A stream that ends gives its slot back.
+	closeFirst()
+	waitFor(t, "the closed stream's slot", func() bool {
+		c, cancel := context.WithCancel(ctx)
+		defer cancel()
+		return open(c, "tok-twlo") == nil
+	})
 }
 
 // restJSON is a helper for tests that only need a status code and a body.

@@ -147,19 +147,26 @@ func (a *App) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 // deadline.
 type healthService struct {
 	*health.Server
-	stopped context.Context // done: end every Watch
+	stopped <-chan struct{} // closed: end every Watch
 }
 
 func (h healthService) Watch(req *healthpb.HealthCheckRequest, ss grpc.ServerStreamingServer[healthpb.HealthCheckResponse]) error {
 	ctx, cancel := context.WithCancel(ss.Context())
 	defer cancel()
-	unhook := context.AfterFunc(h.stopped, cancel)
-	defer unhook()
+	go func() {
+		select {
+		case <-h.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	err := h.Server.Watch(req, watchStream{ss, ctx})
-	if h.stopped.Err() != nil {
+	select {
+	case <-h.stopped:
 		return status.Error(codes.Unavailable, "the server is shutting down")
+	default:
+		return err
 	}
-	return err
 }
 
 // watchStream replaces a Watch stream's context.

@@ -76,8 +76,19 @@ func Load(path string, log *slog.Logger) (*Store, error) {
 	}
 	s.table.Store(t)
 	s.log.Info("auth file loaded", "path", path, "clients", t.nClients)
+	s.warnEmpty(t)
 	return s, nil
 }
+
+func (s *Store) warnEmpty(t *table) {
+	if t.nClients == 0 {
+		s.log.Warn("the auth file lists no clients: every API call will be refused", "path", s.path)
+	}
+}
+
+// UsesCertificates reports whether a client is identified by its
+// certificate subject.
+func (s *Store) UsesCertificates() bool { return len(s.table.Load().bySubj) > 0 }
 
 // Reload reads the file again and, if it is valid, replaces the clients:
 // requests authenticated from then on use the new table; streams already
@@ -91,6 +102,7 @@ func (s *Store) Reload() error {
 	}
 	s.table.Store(t)
 	s.log.Info("auth file reloaded", "path", s.path, "clients", t.nClients)
+	s.warnEmpty(t)
 	return nil
 }
 

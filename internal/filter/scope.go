@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 )
@@ -36,17 +37,20 @@ func NewScope(channelPatterns []string, providers []eventsv1.Provider, types []e
 	if s.types, err = mask("types", types, eventsv1.EventType_name); err != nil {
 		return Scope{}, err
 	}
+	every := false
 	for i, p := range channelPatterns {
 		prefix, wildcard := strings.CutSuffix(p, "*")
 		switch {
 		case p == "":
 			return Scope{}, fmt.Errorf("%w: channel_keys[%d]: empty pattern", ErrInvalid, i)
+		case len(p) > MaxChannelKeyLen:
+			return Scope{}, fmt.Errorf("%w: channel_keys[%d]: longer than %d bytes", ErrInvalid, i, MaxChannelKeyLen)
+		case !utf8.ValidString(p):
+			return Scope{}, fmt.Errorf("%w: channel_keys[%d]: not valid UTF-8", ErrInvalid, i)
 		case strings.Contains(prefix, "*"):
 			return Scope{}, fmt.Errorf("%w: channel_keys[%d]: %q: '*' is allowed only at the end", ErrInvalid, i, p)
 		case wildcard && prefix == "":
-			// Every channel: the dimension is unrestricted.
-			s.channels, s.prefixes = nil, nil
-			return s, nil
+			every = true
 		case wildcard:
 			s.prefixes = append(s.prefixes, prefix)
 		default:
@@ -55,6 +59,10 @@ func NewScope(channelPatterns []string, providers []eventsv1.Provider, types []e
 			}
 			s.channels[p] = struct{}{}
 		}
+	}
+	if every {
+		// "*": every channel, whatever else is listed.
+		s.channels, s.prefixes = nil, nil
 	}
 	return s, nil
 }

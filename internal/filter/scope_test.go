@@ -19,6 +19,8 @@ func TestNewScopeRejects(t *testing.T) {
 	}{
 		{"empty pattern", []string{"a", ""}, nil, "channel_keys[1]: empty pattern"},
 		{"inner star", []string{"tw*lo"}, nil, "channel_keys[0]: \"tw*lo\": '*' is allowed only at the end"},
+		{"bad pattern after a star", []string{"*", "a*b"}, nil, "channel_keys[1]"},
+		{"not UTF-8", []string{"\xff"}, nil, "channel_keys[0]: not valid UTF-8"},
 		{"unspecified provider", nil, []eventsv1.Provider{0}, "providers[0]"},
 	}
 	for _, tt := range tests {

@@ -321,10 +321,10 @@ func (s *Service) acquire(client string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.opts.MaxStreams > 0 && s.streams >= s.opts.MaxStreams {
-		return status.Errorf(codes.ResourceExhausted, "the server has %d streams open, its limit: retry later", s.streams)
+		return status.Error(codes.ResourceExhausted, "the server's limit of concurrent streams is reached: retry later")
 	}
 	if client != "" && s.opts.MaxStreamsPerClient > 0 && s.perClient[client] >= s.opts.MaxStreamsPerClient {
-		return status.Errorf(codes.ResourceExhausted, "client %q has %d streams open, its limit: close one first", client, s.perClient[client])
+		return status.Errorf(codes.ResourceExhausted, "client %q has %d streams open, its limit: close one before opening another", client, s.perClient[client])
 	}
 	s.streams++
 	if client != "" {
@@ -425,7 +425,11 @@ func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (
 		return nil, toStatus(err)
 	}
 	if scope := clientFrom(ctx).Scope; scope != nil && !scope.Permits(&rec.Key) {
-		return nil, status.Error(codes.PermissionDenied, "the event's channel, provider or type is outside this client's rights")
+		field := "sequence"
+		if req.GetId() != "" {
+			field = "id"
+		}
+		return nil, status.Errorf(codes.PermissionDenied, "%s: the event's channel, provider or type is outside this client's rights", field)
 	}
 	ev, err := rec.Event()
 	if err != nil {
