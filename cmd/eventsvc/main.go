@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"google.golang.org/grpc/grpclog"
+
 	"github.com/eventsvc/eventsvc/internal/app"
 	"github.com/eventsvc/eventsvc/internal/config"
 )
@@ -23,6 +25,11 @@ import (
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
+
+// installGRPCLogger routes grpclog to logger. grpclog's logger is global and
+// may be set only before gRPC runs, so the tests, which call run while other
+// tests' connections may still log, replace this with a no-op.
+var installGRPCLogger = func(logger *slog.Logger) { grpclog.SetLoggerV2(newGRPCLogger(logger)) }
 
 // run is main without the process exit, so that it can be tested.
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
@@ -35,6 +42,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	logger := newLogger(cfg, stderr)
+	installGRPCLogger(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	// The first signal starts a graceful shutdown; a second one, with the

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +44,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	installGRPCLogger = func(*slog.Logger) {} // see its comment
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -521,4 +523,10 @@ func TestSIGHUPReloadsTheAuthFile(t *testing.T) {
 	}
 	p.sigterm(t)
 	p.waitExit(t, 20*time.Second)
+	// Everything the process logged, gRPC's own lines included, is JSON.
+	for _, line := range strings.Split(p.log(), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line that is not JSON: %s", line)
+		}
+	}
 }
