@@ -168,10 +168,15 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 			if top >= lo+window {
 				bottom = top - window + 1
 			}
-			var chunk []*record.Record
+			// Of a window only its newest matches can go in the page (and
+			// the one past it): keep that many, in a ring, so that a large
+			// window does not hold all of its events in memory.
+			ring := make([]*record.Record, p.size+1-len(p.recs))
+			matched := 0
 			err := s.src.Read(ctx, subjects, bottom, top, func(rec *record.Record) error {
 				if f.Match(&rec.Key) {
-					chunk = append(chunk, rec)
+					ring[matched%len(ring)] = rec
+					matched++
 				}
 				return nil
 			})
@@ -179,8 +184,8 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 				return nil, toStatus(err)
 			}
 			full := false
-			for i := len(chunk) - 1; i >= 0 && !full; i-- {
-				full = p.add(chunk[i])
+			for i := 1; i <= min(matched, len(ring)) && !full; i++ {
+				full = p.add(ring[(matched-i)%len(ring)])
 			}
 			if full || bottom == lo {
 				break

@@ -175,6 +175,15 @@ func seqRange(from, to uint64) []uint64 {
 	return s
 }
 
+// down is from, from-1, ..., to.
+func down(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s >= to; s-- {
+		out = append(out, s)
+	}
+	return out
+}
+
 func equal(a, b []uint64) bool {
 	if len(a) != len(b) {
 		return false
@@ -659,6 +668,8 @@ func TestListEventsPaging(t *testing.T) {
 		{"filtered", &eventsv1.ListEventsRequest{Types: statusUpdates, PageSize: 10}, [][]uint64{{2, 4, 6, 8, 10, 12, 14, 16, 18, 20}, {22, 24, 26, 28, 30}}},
 		{"newest first filtered", &eventsv1.ListEventsRequest{Types: statusUpdates, PageSize: 4, Order: eventsv1.Order_ORDER_NEWEST_FIRST},
 			[][]uint64{{30, 28, 26, 24}, {22, 20, 18, 16}, {14, 12, 10, 8}, {6, 4, 2}}},
+		{"newest first", &eventsv1.ListEventsRequest{PageSize: 7, Order: eventsv1.Order_ORDER_NEWEST_FIRST},
+			[][]uint64{down(30, 24), down(23, 17), down(16, 10), down(9, 3), down(2, 1)}},
 		{"nothing matches", &eventsv1.ListEventsRequest{ChannelKeys: []string{"none"}}, [][]uint64{nil}},
 		{"future range", &eventsv1.ListEventsRequest{StartTime: timestamppb.New(time.Now().Add(time.Hour))}, [][]uint64{nil}},
 		{"past range", &eventsv1.ListEventsRequest{EndTime: timestamppb.New(time.Now().Add(-time.Hour))}, [][]uint64{nil}},
