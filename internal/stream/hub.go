@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -203,7 +204,7 @@ type subscriber struct {
 	queue    []*wire
 	overflow bool
 
-	notify  chan struct{} // capacity 1: "the queue grew"
+	notify  chan struct{} // capacity 1: "look at the queue" (it grew, or the sender is told to stop or linger)
 	evicted chan struct{} // closed when the queue overflowed
 }
 
@@ -236,11 +237,16 @@ func (s *subscriber) offer(rec *record.Record, w *wire, epoch string) *wire {
 	}
 	s.queue = append(s.queue, w)
 	s.mu.Unlock()
+	s.wake()
+	return w
+}
+
+// wake tells whoever drains the queue to look at it; it never blocks.
+func (s *subscriber) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	return w
 }
 
 // pushControl queues a message that is not an event (a heartbeat); it does
@@ -251,10 +257,7 @@ func (s *subscriber) pushControl(w *wire) {
 		s.queue = append(s.queue, w)
 	}
 	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
+	s.wake()
 }
 
 // pushHeartbeat queues a heartbeat that names last as the resume cursor.
@@ -266,7 +269,7 @@ func (s *subscriber) pushHeartbeat(now time.Time, last uint64, epoch string) err
 	if err != nil {
 		return err
 	}
-	s.pushControl(&wire{cursor: last, bytes: hb})
+	s.pushControl(newWire(last, false, hb))
 	return nil
 }
 
@@ -293,7 +296,15 @@ type wire struct {
 	// event's sequence, or the heartbeat's last sequence.
 	cursor uint64
 	event  bool
-	bytes  []byte
+	// bytes is the encoding as the one buffer the codec hands to gRPC, built
+	// once rather than for every send.
+	bytes mem.BufferSlice
+}
+
+func newWire(cursor uint64, event bool, b []byte) *wire {
+	// A SliceBuffer does not return its bytes to a pool when freed, so the
+	// shared bytes are never recycled under another subscriber.
+	return &wire{cursor: cursor, event: event, bytes: mem.BufferSlice{mem.SliceBuffer(b)}}
 }
 
 // Field numbers of StreamEventsResponse and Event used by encodeEvent.
@@ -320,5 +331,5 @@ func encodeEvent(rec *record.Record, epoch string) *wire {
 	b = protowire.AppendVarint(b, rec.Sequence)
 	b = protowire.AppendTag(b, fieldResponseEpoch, protowire.BytesType)
 	b = protowire.AppendString(b, epoch)
-	return &wire{cursor: rec.Sequence, event: true, bytes: b}
+	return newWire(rec.Sequence, true, b)
 }
