@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -344,7 +347,9 @@ func wireField(b []byte, num protowire.Number) ([]byte, bool) {
 // BenchmarkIdleStreamMemory measures the server's memory per idle stream:
 // the subscribers run in a child process (this test binary again), so the
 // figure is the server's alone. Each subscriber has its own connection, the
-// costly case. One iteration is one stream.
+// costly case, or shares one with 99 others. One iteration is one stream.
+// The streams are measured once they are idle: registered, and with no
+// sender goroutine left from sending the first heartbeat.
 //
 //	go test -run '^$' -bench IdleStreamMemory -benchtime 2000x ./internal/stream/
 func BenchmarkIdleStreamMemory(b *testing.B) {
@@ -353,6 +358,7 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			h := newHarness(b, stream.Options{}, eventlog.Config{})
 			defer h.log.Close()
 			before := serverMemory()
+			goroutinesBefore := runtime.NumGoroutine()
 			b.ResetTimer()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperIdleSubscribers$")
 			cmd.Env = append(os.Environ(), "IDLE_SUBSCRIBERS_ADDR="+h.addr,
@@ -373,11 +379,40 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			b.StopTimer()
+			for goroutinesIn("github.com/eventsvc/eventsvc/internal/stream.(*sender).run") > 0 {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d streams still have a sender", goroutinesIn("github.com/eventsvc/eventsvc/internal/stream.(*sender).run"))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			after := serverMemory()
 			b.ReportMetric(float64(after-before)/float64(b.N), "bytes/stream")
-			b.ReportMetric(float64(runtime.NumGoroutine())/float64(b.N), "goroutines/stream")
+			b.ReportMetric(float64(runtime.NumGoroutine()-goroutinesBefore)/float64(b.N), "goroutines/stream")
 		})
 	}
+}
+
+// goroutinesIn counts this process's goroutines that are running fn (a
+// function name as stack traces print it) or a function it called.
+func goroutinesIn(fn string) int {
+	var buf bytes.Buffer
+	pprof.Lookup("goroutine").WriteTo(&buf, 1)
+	// After a header line, records are separated by blank lines; each has a
+	// line "<count> @ <pcs>", then one "#\t<pc>\t<func>+<offset>\t<file:line>"
+	// line per frame.
+	n := 0
+	for _, rec := range strings.Split(buf.String(), "\n\n") {
+		if !strings.Contains(rec, "\t"+fn+"+") {
+			continue
+		}
+		for _, line := range strings.Split(rec, "\n") {
+			if count, _, ok := strings.Cut(line, " @ "); ok {
+				c, _ := strconv.Atoi(count)
+				n += c
+			}
+		}
+	}
+	return n
 }
 
 // cpuTime is the user and system CPU time this process has used.
