@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,15 +263,42 @@ func (s *subscriber) pushControl(w *wire) {
 
 // pushHeartbeat queues a heartbeat that names last as the resume cursor.
 func (s *subscriber) pushHeartbeat(now time.Time, last uint64, epoch string) error {
+	w, err := heartbeat(now, last, epoch)
+	if err != nil {
+		return err
+	}
+	s.pushControl(w)
+	return nil
+}
+
+// pushLiveHeartbeat queues the heartbeat that tells a new stream's client
+// that the stream is live, naming last (where the subscriber registered) as
+// the resume cursor. It goes ahead of the events the hub may have queued
+// since the subscriber registered, which all come after last, so that it is
+// the first message.
+func (s *subscriber) pushLiveHeartbeat(now time.Time, last uint64, epoch string) error {
+	w, err := heartbeat(now, last, epoch)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if !s.overflow {
+		s.queue = slices.Insert(s.queue, 0, w)
+	}
+	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+func heartbeat(now time.Time, last uint64, epoch string) (*wire, error) {
 	hb, err := proto.Marshal(&eventsv1.StreamEventsResponse{
 		Kind:  &eventsv1.StreamEventsResponse_Heartbeat{Heartbeat: &eventsv1.Heartbeat{ServerTime: timestamppb.New(now), LastSequence: last}},
 		Epoch: epoch,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.pushControl(newWire(last, false, hb))
-	return nil
+	return newWire(last, false, hb), nil
 }
 
 func (s *subscriber) pending() int {
