@@ -18,9 +18,9 @@ type preparedCodec struct{ encoding.CodecV2 }
 
 func (c preparedCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if w, ok := v.(*wire); ok {
-		// SliceBuffer does not return its bytes to a pool when freed, so the
-		// shared bytes are never recycled under another subscriber.
-		return mem.BufferSlice{mem.SliceBuffer(w.bytes)}, nil
+		// gRPC reads the slice and frees its buffers, which for a
+		// SliceBuffer does nothing; it neither changes nor keeps the slice.
+		return w.bytes, nil
 	}
 	return c.CodecV2.Marshal(v)
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -224,7 +226,7 @@ type subscriber struct {
 	queue    []*wire
 	overflow bool
 
-	notify  chan struct{} // capacity 1: "the queue grew"
+	notify  chan struct{} // capacity 1: "look at the queue" (it grew, or the sender is told to stop or linger)
 	evicted chan struct{} // closed when the queue overflowed
 }
 
@@ -257,11 +259,16 @@ func (s *subscriber) offer(rec *record.Record, w *wire, epoch string) *wire {
 	}
 	s.queue = append(s.queue, w)
 	s.mu.Unlock()
+	s.wake()
+	return w
+}
+
+// wake tells whoever drains the queue to look at it; it never blocks.
+func (s *subscriber) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	return w
 }
 
 // pushControl queues a message that is not an event (a heartbeat); it does
@@ -272,23 +279,47 @@ func (s *subscriber) pushControl(w *wire) {
 		s.queue = append(s.queue, w)
 	}
 	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
+	s.wake()
 }
 
 // pushHeartbeat queues a heartbeat that names last as the resume cursor.
 func (s *subscriber) pushHeartbeat(now time.Time, last uint64, epoch string) error {
+	w, err := heartbeat(now, last, epoch)
+	if err != nil {
+		return err
+	}
+	s.pushControl(w)
+	return nil
+}
+
+// pushLiveHeartbeat queues the heartbeat that tells a new stream's client
+// that the stream is live, naming last (where the subscriber registered) as
+// the resume cursor. It goes ahead of the events the hub may have queued
+// since the subscriber registered, which all come after last, so that it is
+// the first message.
+func (s *subscriber) pushLiveHeartbeat(now time.Time, last uint64, epoch string) error {
+	w, err := heartbeat(now, last, epoch)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if !s.overflow {
+		s.queue = slices.Insert(s.queue, 0, w)
+	}
+	s.mu.Unlock()
+	s.wake()
+	return nil
+}
+
+func heartbeat(now time.Time, last uint64, epoch string) (*wire, error) {
 	hb, err := proto.Marshal(&eventsv1.StreamEventsResponse{
 		Kind:  &eventsv1.StreamEventsResponse_Heartbeat{Heartbeat: &eventsv1.Heartbeat{ServerTime: timestamppb.New(now), LastSequence: last}},
 		Epoch: epoch,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.pushControl(&wire{cursor: last, bytes: hb})
-	return nil
+	return newWire(last, false, hb), nil
 }
 
 func (s *subscriber) pending() int {
@@ -314,7 +345,15 @@ type wire struct {
 	// event's sequence, or the heartbeat's last sequence.
 	cursor uint64
 	event  bool
-	bytes  []byte
+	// bytes is the encoding as the one buffer the codec hands to gRPC, built
+	// once rather than for every send.
+	bytes mem.BufferSlice
+}
+
+func newWire(cursor uint64, event bool, b []byte) *wire {
+	// A SliceBuffer does not return its bytes to a pool when freed, so the
+	// shared bytes are never recycled under another subscriber.
+	return &wire{cursor: cursor, event: event, bytes: mem.BufferSlice{mem.SliceBuffer(b)}}
 }
 
 // Field numbers of StreamEventsResponse and Event used by encodeEvent.
@@ -341,5 +380,5 @@ func encodeEvent(rec *record.Record, epoch string) *wire {
 	b = protowire.AppendVarint(b, rec.Sequence)
 	b = protowire.AppendTag(b, fieldResponseEpoch, protowire.BytesType)
 	b = protowire.AppendString(b, epoch)
-	return &wire{cursor: rec.Sequence, event: true, bytes: b}
+	return newWire(rec.Sequence, true, b)
 }

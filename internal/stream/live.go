@@ -42,6 +42,7 @@ func (s *Service) live(ctx context.Context, client string, sub *subscriber, c *c
 	stopSender := func() {
 		close(snd.stop)
 		if running {
+			sub.wake() // the sender may be waiting for an event
 			select {
 			case <-snd.done:
 			case <-time.After(stopWait):
@@ -126,30 +127,49 @@ type sender struct {
 
 func (s *sender) run() {
 	var batch []*wire
-	linger := time.NewTimer(senderLinger)
+	// Between events the sender waits on notify alone: a receive from one
+	// channel costs much less than a select over notify, stop and a timer,
+	// and it is paid for every event. So the handler wakes it after closing
+	// stop, and the linger timer wakes it when it fires. The timer is not
+	// reset after every send either: when it fires, it is re-armed for what
+	// is left of senderLinger since the last send.
+	var lingered atomic.Bool
+	linger := time.AfterFunc(senderLinger, func() {
+		lingered.Store(true)
+		s.sub.wake()
+	})
 	defer linger.Stop()
+	active := time.Now()
 	for {
 		batch = s.sub.take(batch)
 		if len(batch) == 0 {
-			select {
-			case <-s.sub.notify:
-				continue
-			case <-s.stop:
-				s.done <- nil
-				return
-			case <-linger.C:
+			if s.stopped() {
 				s.done <- nil
 				return
 			}
+			if lingered.Load() {
+				rest := senderLinger - time.Since(active)
+				if rest <= 0 {
+					s.done <- nil
+					return
+				}
+				lingered.Store(false)
+				linger.Reset(rest)
+			}
+			<-s.sub.notify
+			continue
 		}
+		events := 0
 		for i, w := range batch {
 			select {
 			case <-s.stop:
+				s.obs.EventsDelivered(events)
 				s.done <- nil
 				return
 			default:
 			}
 			if err := s.out.SendMsg(w); err != nil {
+				s.obs.EventsDelivered(events)
 				s.done <- err
 				return
 			}
@@ -157,11 +177,22 @@ func (s *sender) run() {
 				s.last.Store(w.cursor)
 			}
 			if w.event {
-				s.obs.EventsDelivered(1)
+				events++
 			}
 			batch[i] = nil
 		}
-		s.lastSend.Store(time.Now().UnixNano())
-		linger.Reset(senderLinger)
+		s.obs.EventsDelivered(events)
+		active = time.Now()
+		s.lastSend.Store(active.UnixNano())
+	}
+}
+
+// stopped reports whether the handler has told the sender to stop.
+func (s *sender) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }

@@ -308,7 +308,7 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 		// Say at once that the stream is live, so that clients and proxies
 		// (and REST, whose response starts with the first message) need
 		// not wait for an event or the first idle heartbeat.
-		if err := sub.pushHeartbeat(time.Now(), c.last, c.epoch); err != nil {
+		if err := sub.pushLiveHeartbeat(time.Now(), c.last, c.epoch); err != nil {
 			return toStatus(err)
 		}
 	}

@@ -81,21 +81,13 @@ var (
 // that is not a JSON object — is recorded in Event.conversion_warnings, naming
 // the JSON path, and the event is still returned.
 func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Event, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return nil, syntaxError(body, syn)
-		}
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) {
-			return nil, fmt.Errorf("%w: it is %s %s", ErrNotObject, article(typ.Value), typ.Value)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	// One validating pass, then a walk that only slices the body: no value
+	// is decoded that the event does not need.
+	if !json.Valid(body) || firstByte(body) != '{' {
+		return nil, rejection(body)
 	}
-	if top == nil {
-		return nil, fmt.Errorf("%w: it is null", ErrNotObject)
-	}
+	var space [24]member
+	top := members(body[skipSpace(body, 0):], space[:0])
 	// Protobuf strings must be UTF-8; the URL's key is checked by the
 	// handler, but Convert takes any caller's.
 	channelKey = strings.ToValidUTF8(channelKey, "\uFFFD")
@@ -104,8 +96,8 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 		ReceivedAt: timestamppb.New(receivedAt),
 		RawJson:    body,
 	}
-	ev.MessageId, _ = c.str("message_id", top["message_id"])
-	ev.EventCode, _ = c.str("event", top["event"])
+	ev.MessageId, _ = c.str("message_id", top.get("message_id"))
+	ev.EventCode, _ = c.str("event", top.get("event"))
 	switch ev.EventCode {
 	case eventMessage:
 		ev.Type = eventsv1.EventType_EVENT_TYPE_MESSAGE
@@ -120,14 +112,14 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 		}
 	}
 
-	ev.ChannelKey, _ = c.str("channel_key", top["channel_key"])
+	ev.ChannelKey, _ = c.str("channel_key", top.get("channel_key"))
 	switch {
 	case ev.ChannelKey == "":
 		ev.ChannelKey = channelKey
 	case channelKey != "" && channelKey != ev.ChannelKey:
 		c.warn("channel_key: the body says %q but the webhook URL says %q; the body wins", ev.ChannelKey, channelKey)
 	}
-	ev.ProviderCode, _ = c.str("provider", top["provider"])
+	ev.ProviderCode, _ = c.str("provider", top.get("provider"))
 	if ev.ProviderCode == "" {
 		ev.ProviderCode = providerFromChannel(ev.ChannelKey)
 	}
@@ -141,13 +133,34 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	case eventsv1.EventType_EVENT_TYPE_MESSAGE:
 		ev.Payload = &eventsv1.Event_Message{Message: c.message(top)}
 	case eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE:
-		su := c.statusUpdate(top["event_data"])
+		su := c.statusUpdate(top.get("event_data"))
 		status = su.GetStatusCode()
 		ev.Payload = &eventsv1.Event_StatusUpdate{StatusUpdate: su}
 	}
 	ev.Id = EventID(ev.MessageId, ev.EventCode, status, body)
 	ev.ConversionWarnings = c.warnings
 	return ev, nil
+}
+
+// rejection says why body, which is not a valid JSON object, cannot be
+// converted, in the terms of the standard decoder.
+func rejection(body []byte) error {
+	var top map[string]json.RawMessage
+	err := json.Unmarshal(body, &top)
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return syntaxError(body, syn)
+	case errors.As(err, &typ):
+		return fmt.Errorf("%w: it is %s %s", ErrNotObject, article(typ.Value), typ.Value)
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrNotJSON, err)
+	case top == nil:
+		return fmt.Errorf("%w: it is null", ErrNotObject)
+	}
+	// Unreachable: the decoder accepted what json.Valid rejected.
+	return fmt.Errorf("%w: rejected by the validator", ErrNotJSON)
 }
 
 // EventID returns the deterministic id of a webhook delivery, so that a retry
@@ -160,15 +173,18 @@ func EventID(messageID, event, status string, body []byte) string {
 	if messageID == "" {
 		sum = sha256.Sum256(body)
 	} else {
-		h := sha256.New()
-		h.Write([]byte(messageID))
-		h.Write([]byte{0})
-		h.Write([]byte(event))
-		h.Write([]byte{0})
-		h.Write([]byte(status))
-		h.Sum(sum[:0])
+		var buf [128]byte
+		in := append(buf[:0], messageID...)
+		in = append(in, 0)
+		in = append(in, event...)
+		in = append(in, 0)
+		in = append(in, status...)
+		sum = sha256.Sum256(in)
 	}
-	return "ev_" + hex.EncodeToString(sum[:16])
+	var id [3 + 32]byte
+	copy(id[:], "ev_")
+	hex.Encode(id[3:], sum[:16])
+	return string(id[:])
 }
 
 // providerFromChannel returns the prefix of a channel key ("twlo" of
@@ -202,13 +218,13 @@ func (c *converter) warn(format string, args ...any) {
 // kind returns the JSON kind of a raw value: 'n' (null or absent), '"', '{',
 // '[', 't'/'f' (booleans), or '0' (number).
 func kind(raw json.RawMessage) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 || raw[0] == 'n' {
+	b := firstByte(raw)
+	if b == 0 || b == 'n' {
 		return 'n'
 	}
-	switch raw[0] {
+	switch b {
 	case '"', '{', '[', 't', 'f':
-		return raw[0]
+		return b
 	}
 	return '0'
 }
@@ -276,22 +292,22 @@ func (c *converter) strList(path string, raw json.RawMessage) []string {
 		if isEmptyArray(raw) {
 			return nil
 		}
-		// The common case, all strings, in one decode. A null item would
-		// decode silently as "", so an array with a null takes the slow path
-		// that reports it.
-		var out []string
-		if !bytes.Contains(raw, []byte("null")) {
-			if err := json.Unmarshal(raw, &out); err == nil {
-				return out
+		var space [8][]byte
+		items := elements(raw, space[:0])
+		// The common case, all strings, without a warning.
+		allStrings := true
+		for _, item := range items {
+			allStrings = allStrings && kind(item) == '"'
+		}
+		if allStrings {
+			out := make([]string, len(items))
+			for i, item := range items {
+				out[i], _ = c.str(path, item)
 			}
+			return out
 		}
 		// Not all strings: take the strings, report the rest.
-		out = nil
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			c.warn("%s: %v", path, err)
-			return nil
-		}
+		var out []string
 		for i, item := range items {
 			if kind(item) != '"' {
 				c.warn("%s[%d]: expected a string, got %s; skipped", path, i, kindName(kind(item)))
@@ -391,26 +407,24 @@ func (c *converter) isoTime(path string, raw json.RawMessage) *timestamppb.Times
 	return timestamppb.New(t)
 }
 
-// object reads a JSON object field by field; anything else is reported and
-// yields nil.
-func (c *converter) object(path string, raw json.RawMessage) map[string]json.RawMessage {
+// object reads a JSON object (from the validated body) field by field into
+// space; anything else is reported and yields false.
+func (c *converter) object(path string, raw json.RawMessage, space []member) (object, bool) {
 	switch k := kind(raw); k {
 	case 'n':
-		return nil
+		return nil, false
 	case '{':
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &m); err != nil {
-			c.warn("%s: %v", path, err)
-			return nil
-		}
-		return m
+		return members(raw, space), true
 	default:
 		c.warn("%s: expected an object, got %s", path, kindName(k))
-		return nil
+		return nil, false
 	}
 }
 
 func (c *converter) structOf(path string, raw []byte) *structpb.Struct {
+	if s, ok := newStruct(raw); ok {
+		return s
+	}
 	s := new(structpb.Struct)
 	if err := protojson.Unmarshal(raw, s); err != nil {
 		c.warn("%s: not a JSON object: %v", path, err)
@@ -419,38 +433,39 @@ func (c *converter) structOf(path string, raw []byte) *structpb.Struct {
 	return s
 }
 
-func (c *converter) message(top map[string]json.RawMessage) *eventsv1.MessageEvent {
+func (c *converter) message(top object) *eventsv1.MessageEvent {
 	m := &eventsv1.MessageEvent{}
-	m.DirectionCode, _ = c.str("direction", top["direction"])
+	m.DirectionCode, _ = c.str("direction", top.get("direction"))
 	if d, ok := directions[m.DirectionCode]; ok {
 		m.Direction = d
 	} else if m.DirectionCode != "" {
 		m.Direction = eventsv1.Direction_DIRECTION_UNKNOWN
 		c.warn("direction: unknown direction %q", m.DirectionCode)
 	}
-	m.FromNumber, _ = c.str("from", top["from"])
-	m.ToNumber, _ = c.str("to", top["to"])
-	if name, ok := c.str("name", top["name"]); ok {
+	m.FromNumber, _ = c.str("from", top.get("from"))
+	m.ToNumber, _ = c.str("to", top.get("to"))
+	if name, ok := c.str("name", top.get("name")); ok {
 		m.Name = proto.String(name)
 	}
-	m.Text, _ = c.str("text", top["text"])
-	m.FileUrls = c.strList("file_urls", top["file_urls"])
-	m.ImageUrls = c.strList("image_urls", top["image_urls"])
-	m.VideoUrls = c.strList("video_urls", top["video_urls"])
-	m.Timestamp = c.millis("timestamp", top["timestamp"])
-	if obj := c.object("contact", top["contact"]); obj != nil {
+	m.Text, _ = c.str("text", top.get("text"))
+	m.FileUrls = c.strList("file_urls", top.get("file_urls"))
+	m.ImageUrls = c.strList("image_urls", top.get("image_urls"))
+	m.VideoUrls = c.strList("video_urls", top.get("video_urls"))
+	m.Timestamp = c.millis("timestamp", top.get("timestamp"))
+	var space [16]member
+	if obj, ok := c.object("contact", top.get("contact"), space[:0]); ok {
 		m.Contact = c.contact(obj)
 	}
 	return m
 }
 
-func (c *converter) contact(obj map[string]json.RawMessage) *eventsv1.Contact {
+func (c *converter) contact(obj object) *eventsv1.Contact {
 	ct := &eventsv1.Contact{}
-	ct.Id, _ = c.integer("contact.id", obj["id"])
-	ct.Name, _ = c.str("contact.name", obj["name"])
-	ct.PhoneNumber, _ = c.str("contact.phone_number", obj["phone_number"])
-	ct.PhoneNumberCc, _ = c.str("contact.phone_number_cc", obj["phone_number_cc"])
-	switch raw := obj["extra_fields"]; kind(raw) {
+	ct.Id, _ = c.integer("contact.id", obj.get("id"))
+	ct.Name, _ = c.str("contact.name", obj.get("name"))
+	ct.PhoneNumber, _ = c.str("contact.phone_number", obj.get("phone_number"))
+	ct.PhoneNumberCc, _ = c.str("contact.phone_number_cc", obj.get("phone_number_cc"))
+	switch raw := obj.get("extra_fields"); kind(raw) {
 	case '{':
 		// Sociocs documents a string holding JSON; an object sent as such
 		// is just as clear.
@@ -463,22 +478,23 @@ func (c *converter) contact(obj map[string]json.RawMessage) *eventsv1.Contact {
 			ct.ExtraFields = c.structOf("contact.extra_fields", []byte(ct.ExtraFieldsJson))
 		}
 	}
-	ct.CreatedAt = c.isoTime("contact.created_at", obj["created_at"])
-	ct.UpdatedAt = c.isoTime("contact.updated_at", obj["updated_at"])
-	ct.IsBlocked = c.boolean("contact.is_blocked", obj["is_blocked"])
+	ct.CreatedAt = c.isoTime("contact.created_at", obj.get("created_at"))
+	ct.UpdatedAt = c.isoTime("contact.updated_at", obj.get("updated_at"))
+	ct.IsBlocked = c.boolean("contact.is_blocked", obj.get("is_blocked"))
 	return ct
 }
 
 func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEvent {
 	su := &eventsv1.StatusUpdateEvent{}
-	data := c.object("event_data", raw)
-	if data == nil {
+	var space [16]member
+	data, ok := c.object("event_data", raw, space[:0])
+	if !ok {
 		if kind(raw) == 'n' {
 			c.warn("event_data: missing; the status is unknown")
 		}
 		return su
 	}
-	su.StatusCode, _ = c.str("event_data.status", data["status"])
+	su.StatusCode, _ = c.str("event_data.status", data.get("status"))
 	if st, ok := statuses[su.StatusCode]; ok {
 		su.Status = st
 	} else if su.StatusCode != "" {
@@ -487,10 +503,10 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 	} else {
 		c.warn("event_data.status: missing")
 	}
-	if errRaw := data["error"]; kind(errRaw) != 'n' {
+	if errRaw := data.get("error"); kind(errRaw) != 'n' {
 		su.Error = c.statusError(errRaw)
 	}
-	switch raw := data["provider_err_obj"]; kind(raw) {
+	switch raw := data.get("provider_err_obj"); kind(raw) {
 	case 'n':
 	case '{':
 		su.ProviderError = c.structOf("event_data.provider_err_obj", raw)
@@ -504,10 +520,15 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 // it: from the object itself, from the first object of an array, or a plain
 // string as the message.
 func (c *converter) statusError(raw json.RawMessage) *eventsv1.StatusError {
-	e := &eventsv1.StatusError{Details: new(structpb.Value)}
-	if err := protojson.Unmarshal(raw, e.Details); err != nil {
-		c.warn("event_data.error: %v", err)
-		e.Details = nil
+	e := &eventsv1.StatusError{}
+	if v, ok := newValue(raw); ok {
+		e.Details = v
+	} else {
+		e.Details = new(structpb.Value)
+		if err := protojson.Unmarshal(raw, e.Details); err != nil {
+			c.warn("event_data.error: %v", err)
+			e.Details = nil
+		}
 	}
 	path := "event_data.error"
 	switch kind(raw) {
@@ -515,8 +536,7 @@ func (c *converter) statusError(raw json.RawMessage) *eventsv1.StatusError {
 		e.Message, _ = c.str(path, raw)
 		return e
 	case '[':
-		var items []json.RawMessage
-		json.Unmarshal(raw, &items)
+		items := elements(raw, nil)
 		raw = nil
 		for i, item := range items {
 			if kind(item) == '{' {
@@ -533,15 +553,16 @@ func (c *converter) statusError(raw json.RawMessage) *eventsv1.StatusError {
 		c.warn("event_data.error: expected an object, got %s; see details", kindName(kind(raw)))
 		return e
 	}
-	obj := c.object(path, raw)
-	switch k := kind(obj["code"]); k {
+	var space [8]member
+	obj, _ := c.object(path, raw, space[:0])
+	switch code := obj.get("code"); kind(code) {
 	case '0':
-		e.Code = string(bytes.TrimSpace(obj["code"]))
+		e.Code = string(bytes.TrimSpace(code))
 	case 'n':
 	default:
-		e.Code, _ = c.str(path+".code", obj["code"])
+		e.Code, _ = c.str(path+".code", code)
 	}
-	e.Message, _ = c.str(path+".message", obj["message"])
+	e.Message, _ = c.str(path+".message", obj.get("message"))
 	return e
 }
 

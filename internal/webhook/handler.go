@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -232,15 +233,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ack.Duplicate {
 			res.Outcome = OutcomeDuplicate
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": ev.GetId(), "sequence": ack.Sequence, "duplicate": ack.Duplicate})
-		attrs := []any{"outcome", res.Outcome, "event_id", ev.GetId(), "sequence", ack.Sequence,
-			"type", res.EventType, "provider", res.Provider, "channel_key", ev.GetChannelKey(), "duration", res.Duration}
+		writeStored(w, ev.GetId(), ack)
+		attrs := []slog.Attr{slog.Any("outcome", res.Outcome), slog.String("event_id", ev.GetId()), slog.Uint64("sequence", ack.Sequence),
+			slog.String("type", res.EventType), slog.String("provider", res.Provider), slog.String("channel_key", ev.GetChannelKey()),
+			slog.Duration("duration", res.Duration)}
 		if n := len(ev.GetConversionWarnings()); n > 0 {
 			// What could not be mapped is named, never its value: the body
 			// stays out of the logs. The value is in the event's raw_json.
-			h.log.Warn("webhook stored with conversion warnings", append(attrs, "warnings", ev.GetConversionWarnings())...)
+			h.log.LogAttrs(context.Background(), slog.LevelWarn, "webhook stored with conversion warnings", append(attrs, slog.Any("warnings", ev.GetConversionWarnings()))...)
 		} else {
-			h.log.Info("webhook stored", attrs...)
+			h.log.LogAttrs(context.Background(), slog.LevelInfo, "webhook stored", attrs...)
 		}
 	}
 	if h.opts.Observer != nil {
@@ -272,7 +274,7 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 	if r.ContentLength > max {
 		return nil, PublishAck{}, tooLarge(max)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	body, err := readBody(r.Body, max+1, r.ContentLength)
 	if err != nil {
 		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "unreadable_body", "reading the body failed: %v", err)
 	}
@@ -335,6 +337,9 @@ func eventTypeName(t eventsv1.EventType) string {
 
 // isJSON accepts application/json and any */*+json, with parameters.
 func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true // what senders send; ParseMediaType allocates
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return false
@@ -362,4 +367,63 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// writeStored answers a stored webhook with what writeJSON would write for
+// {"id", "sequence", "duplicate"}, without building a map to encode.
+func writeStored(w http.ResponseWriter, id string, ack PublishAck) {
+	if !isPlainASCII(id) {
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "sequence": ack.Sequence, "duplicate": ack.Duplicate})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	b := make([]byte, 0, 64+len(id))
+	b = append(b, `{"duplicate":`...)
+	b = strconv.AppendBool(b, ack.Duplicate)
+	b = append(b, `,"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","sequence":`...)
+	b = strconv.AppendUint(b, ack.Sequence, 10)
+	b = append(b, "}\n"...)
+	w.Write(b)
+}
+
+// isPlainASCII reports whether s is a JSON string's content as it is: event
+// ids ("ev_" and hex digits) always are.
+func isPlainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// readBody reads r up to limit bytes, as io.ReadAll(io.LimitReader(r, limit))
+// does, into a buffer sized from the request's Content-Length when it is
+// known, so that the usual body is read without growing the buffer.
+func readBody(r io.Reader, limit, contentLength int64) ([]byte, error) {
+	if contentLength < 0 || contentLength >= limit {
+		return io.ReadAll(io.LimitReader(r, limit))
+	}
+	// One byte more than announced, so that the read that finds EOF has
+	// room and a body longer than announced is still read up to limit.
+	b := make([]byte, 0, contentLength+1)
+	lr := io.LimitReader(r, limit)
+	for {
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow, as io.ReadAll would
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -401,5 +402,24 @@ func BenchmarkBareJSON(b *testing.B) {
 	for b.Loop() {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/webhooks/sociocs", bytes.NewReader(body)))
+	}
+}
+
+func TestWriteStoredMatchesWriteJSON(t *testing.T) {
+	for _, tt := range []struct {
+		id  string
+		ack PublishAck
+	}{
+		{EventID("m", "message", "", nil), PublishAck{Sequence: 1}},
+		{EventID("m", "message", "", nil), PublishAck{Sequence: 1<<64 - 1, Duplicate: true}},
+		{"<odd \"id\">\u2028", PublishAck{Sequence: 7}},
+	} {
+		want, got := httptest.NewRecorder(), httptest.NewRecorder()
+		writeJSON(want, http.StatusOK, map[string]any{"id": tt.id, "sequence": tt.ack.Sequence, "duplicate": tt.ack.Duplicate})
+		writeStored(got, tt.id, tt.ack)
+		if got.Code != want.Code || got.Body.String() != want.Body.String() || fmt.Sprint(got.Header()) != fmt.Sprint(want.Header()) {
+			t.Errorf("writeStored(%q, %+v) = %d %v %q, want %d %v %q", tt.id, tt.ack,
+				got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+		}
 	}
 }
