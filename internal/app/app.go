@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/eventsvc/eventsvc"
@@ -279,23 +277,14 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	return a, nil
 }
 
+// grpcOptions are the options both gRPC servers start from: the configured
+// message sizes, then the stream package's, so that its tests and
+// benchmarks measure the server the app runs.
 func grpcOptions(cfg config.GRPC) []grpc.ServerOption {
-	return []grpc.ServerOption{
+	return append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgSize),
-		// Events are encoded once by the hub and sent as is to every
-		// subscriber.
-		grpc.ForceServerCodecV2(stream.Codec()),
-		// Per-connection memory: an idle subscriber should cost little. The
-		// write buffer is returned to a pool between writes; the read buffer
-		// is small because clients send one request per stream.
-		grpc.SharedWriteBuffer(true),
-		grpc.ReadBufferSize(8 << 10),
-		grpc.WriteBufferSize(16 << 10),
-		// Detect dead clients; allow clients' own keepalive pings.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	}, stream.ServerOptions()...)
 }
 
 // goServe runs fn in a goroutine; a non-nil error that is not the normal end

@@ -12,8 +12,9 @@ import (
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 )
 
-// senderLinger is how long a sender goroutine waits for more events before
-// it exits, so that an idle stream costs one goroutine (its handler), not two.
+// senderLinger is how long a sender goroutine that has sent events waits for
+// more before it exits, so that an idle stream costs one goroutine (its
+// handler), not two, and a busy one does not start a goroutine per event.
 const senderLinger = 5 * time.Second
 
 // stopWait bounds how long a handler that is ending waits for its sender to
@@ -140,10 +141,14 @@ func (s *sender) run() {
 	})
 	defer linger.Stop()
 	active := time.Now()
+	sentEvents := false
 	for {
 		batch = s.sub.take(batch)
 		if len(batch) == 0 {
-			if s.stopped() {
+			// A sender that has sent only heartbeats does not linger: on
+			// an idle stream it would be a second goroutine for a third of
+			// the time (senderLinger of every Heartbeat).
+			if s.stopped() || !sentEvents {
 				s.done <- nil
 				return
 			}
@@ -181,6 +186,7 @@ func (s *sender) run() {
 			}
 			batch[i] = nil
 		}
+		sentEvents = sentEvents || events > 0
 		s.obs.EventsDelivered(events)
 		active = time.Now()
 		s.lastSend.Store(active.UnixNano())

@@ -55,7 +55,7 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 	go func() { hub.Run(hubCtx); close(hubDone) }()
 	t.Cleanup(func() { stopHub(); <-hubDone })
 
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(stream.Codec()))
+	srv := grpc.NewServer(stream.ServerOptions()...)
 	eventsv1.RegisterEventServiceServer(srv, stream.NewService(l, hub, opts))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
