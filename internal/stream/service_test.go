@@ -55,8 +55,16 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 	go func() { hub.Run(hubCtx); close(hubDone) }()
 	t.Cleanup(func() { stopHub(); <-hubDone })
 
+	client, addr := serve(t, stream.NewService(l, hub, opts))
+	return &harness{log: l, hub: hub, client: client, addr: addr, stopHub: stopHub}
+}
+
+// serve runs svc on a gRPC server with the app's options, on a free port,
+// and returns a client of it and its address.
+func serve(t testing.TB, svc *stream.Service) (eventsv1.EventServiceClient, string) {
+	t.Helper()
 	srv := grpc.NewServer(stream.ServerOptions()...)
-	eventsv1.RegisterEventServiceServer(srv, stream.NewService(l, hub, opts))
+	eventsv1.RegisterEventServiceServer(srv, svc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +76,7 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &harness{log: l, hub: hub, client: eventsv1.NewEventServiceClient(conn), addr: ln.Addr().String(), stopHub: stopHub}
+	return eventsv1.NewEventServiceClient(conn), ln.Addr().String()
 }
 
 type evSpec struct {
@@ -559,20 +567,7 @@ func TestStreamAfterHubStopKeepsTheClientsPosition(t *testing.T) {
 	stopped, cancel := context.WithCancel(context.Background())
 	cancel()
 	hub.Run(stopped)
-	srv := grpc.NewServer(grpc.ForceServerCodecV2(stream.Codec()))
-	eventsv1.RegisterEventServiceServer(srv, stream.NewService(h.log, hub, stream.Options{}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := eventsv1.NewEventServiceClient(conn)
+	client, _ := serve(t, stream.NewService(h.log, hub, stream.Options{}))
 
 	ctx := testCtx(t)
 	one := uint64(1)
