@@ -86,14 +86,8 @@ const (
 )
 
 func TestReadinessFollowsNATS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs nats-server")
-	}
 	storeDir := t.TempDir()
-	nats := startNATS(t, storeDir, "")
-	cfg := testConfig(t)
-	cfg.Log.NATSURL = nats.url
-	cfg.Log.DataDir = ""
+	cfg, nats := withExternalNATS(t, storeDir)
 	cfg.ReadinessInterval = 20 * time.Millisecond
 	s := start(t, cfg)
 	hc := healthpb.NewHealthClient(s.dial(t))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/config"
 )
 
 var (
@@ -93,14 +94,22 @@ func (p *natsProcess) stop() {
 	}
 }
 
-func TestExternalNATS(t *testing.T) {
+// withExternalNATS starts a nats-server process storing in storeDir and
+// returns a test configuration that uses it (skipped with -short).
+func withExternalNATS(t *testing.T, storeDir string) (config.Config, *natsProcess) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs nats-server")
 	}
-	nats := startNATS(t, t.TempDir(), "")
+	nats := startNATS(t, storeDir, "")
 	cfg := testConfig(t)
 	cfg.Log.NATSURL = nats.url
 	cfg.Log.DataDir = ""
+	return cfg, nats
+}
+
+func TestExternalNATS(t *testing.T) {
+	cfg, _ := withExternalNATS(t, t.TempDir())
 	s := start(t, cfg)
 	ctx := ctxT(t)
 	st, err := s.client.StreamEvents(ctx, &eventsv1.StreamEventsRequest{ChannelKeys: []string{channel}})
@@ -138,14 +147,8 @@ func TestExternalNATS(t *testing.T) {
 }
 
 func TestWebhookGets503WhenNATSIsDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs nats-server")
-	}
 	storeDir := t.TempDir()
-	nats := startNATS(t, storeDir, "")
-	cfg := testConfig(t)
-	cfg.Log.NATSURL = nats.url
-	cfg.Log.DataDir = ""
+	cfg, nats := withExternalNATS(t, storeDir)
 	s := start(t, cfg)
 	if code, body := s.post(t, webhooks[0].path, sample(t, webhooks[0].file)); code != http.StatusOK {
 		t.Fatalf("POST with NATS up: %d %v", code, body)
