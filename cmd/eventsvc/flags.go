@@ -77,6 +77,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.DurationVar(&cfg.HTTP.IdleTimeout, "http-idle-timeout", cfg.HTTP.IdleTimeout, "how long a keep-alive connection may wait for its next request")
 	fs.DurationVar(&cfg.HTTP.WriteTimeout, "http-write-timeout", cfg.HTTP.WriteTimeout, "bound on each write of a response: a client that reads nothing for this long is disconnected (REST streams last while read)")
 	fs.IntVar(&cfg.GRPC.MaxRecvMsgSize, "grpc-max-recv-msg-size", cfg.GRPC.MaxRecvMsgSize, "largest gRPC request in bytes")
+	fs.DurationVar(&cfg.GRPC.WriteTimeout, "grpc-write-timeout", cfg.GRPC.WriteTimeout, "bound on each send of a gRPC stream: a client that reads nothing for this long has its stream ended (RESOURCE_EXHAUSTED, with its resume position)")
 	fs.IntVar(&cfg.GRPC.MaxSendMsgSize, "grpc-max-send-msg-size", cfg.GRPC.MaxSendMsgSize, "largest gRPC response in bytes; ListEvents pages stop short of it (at least three times --webhook-max-body)")
 
 	fs.IntVar(&cfg.Stream.MaxStreams, "max-streams", cfg.Stream.MaxStreams, "concurrent streams the process serves (gRPC and REST; 0: no limit)")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -56,7 +57,7 @@ type App struct {
 	cfg    config.Config
 	log    *slog.Logger
 	evlog  *eventlog.Log
-	hub    *stream.Hub
+	svc    *stream.Service
 	health *health.Server
 	// stopWatches ends the health Watch calls at shutdown; idempotent.
 	stopWatches func()
@@ -72,7 +73,9 @@ type App struct {
 	gwConn     *grpc.ClientConn
 	hook       *webhook.Handler
 
-	stopHub context.CancelFunc
+	// stopStreams ends the stream service's Run: every stream ends with
+	// its resume position.
+	stopStreams context.CancelFunc
 	errc    chan error // first error of a serving goroutine
 	wg      sync.WaitGroup
 
@@ -144,16 +147,6 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, err
 	}
 
-	a.hub = stream.NewHub(a.evlog, logger)
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopHub = stopHub
-	a.goServe("hub", func() error {
-		if err := a.hub.Run(hubCtx); err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		return nil
-	})
-
 	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("app: grpc listener: %w", err)
 	}
@@ -161,9 +154,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, fmt.Errorf("app: http listener: %w", err)
 	}
 
-	svc := stream.NewService(a.evlog, a.hub, stream.Options{
+	a.svc = stream.New(a.evlog, stream.Options{
 		BufferSize:          cfg.Stream.BufferSize,
 		Heartbeat:           cfg.Stream.Heartbeat,
+		WriteTimeout:        cfg.GRPC.WriteTimeout,
 		MaxStreams:          cfg.Stream.MaxStreams,
 		MaxStreamsPerClient: cfg.Stream.MaxStreamsPerClient,
 		DefaultPageSize:     cfg.List.DefaultPageSize,
@@ -172,6 +166,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		Logger:              logger,
 		Observer:            a.metrics,
 	})
+	svcCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopStreams = stopStreams
+	a.goServe("streams", func() error { return a.svc.Run(svcCtx) })
 	a.health = health.NewServer()
 	a.ready = newReadiness(a.health)
 	watchesStopped := make(chan struct{})
@@ -188,7 +185,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 			opts = append(opts, grpc.ChainUnaryInterceptor(au.unary), grpc.ChainStreamInterceptor(au.stream))
 		}
 		srv := grpc.NewServer(opts...)
-		eventsv1.RegisterEventServiceServer(srv, svc)
+		eventsv1.RegisterEventServiceServer(srv, a.svc)
 		healthpb.RegisterHealthServer(srv, healthSvc)
 		if cfg.GRPCReflection {
 			reflection.Register(srv)
@@ -307,7 +304,7 @@ func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 func (a *App) GRPCAddr() string { return a.grpcLn.Addr().String() }
 
 // Subscribers is the number of live streams (gRPC and REST).
-func (a *App) Subscribers() int { return a.hub.Subscribers() }
+func (a *App) Subscribers() int { return a.svc.Subscribers() }
 
 // Err reports the first failure of a serving part (after which the app
 // should be shut down).
@@ -340,9 +337,14 @@ func (a *App) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("app: webhooks in flight: %w", ctx.Err()))
 	}
-	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
-	// with its resume position, so that the servers below can drain.
-	a.stopHub()
+	// Every stream, gRPC and REST, replaying or live, reading or not, ends
+	// now with its resume position: a send in progress is cut short.
+	a.stopStreams()
+	select {
+	case <-a.svc.Drained():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("app: streams: %w", ctx.Err()))
+	}
 	if err := a.httpServer.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		a.httpServer.Close()
@@ -356,8 +358,18 @@ func (a *App) shutdown(ctx context.Context) error {
 		a.gwServer.GracefulStop()
 		close(stopped)
 	}()
+	// Every call has ended by now; what a graceful stop still waits for is
+	// the last bytes of streams whose clients do not read, which may never
+	// come. Those clients get the write timeout, as a send would.
+	unread := time.NewTimer(a.cfg.GRPC.WriteTimeout)
+	defer unread.Stop()
 	select {
 	case <-stopped:
+	case <-unread.C:
+		a.log.Warn("closing gRPC connections whose clients did not read the end of their streams", "after", a.cfg.GRPC.WriteTimeout)
+		a.grpcServer.Stop()
+		a.gwServer.Stop()
+		<-stopped
 	case <-ctx.Done():
 		a.grpcServer.Stop()
 		a.gwServer.Stop()
@@ -375,8 +387,8 @@ func (a *App) closeAll() {
 	if a.stopWatches != nil {
 		a.stopWatches()
 	}
-	if a.stopHub != nil {
-		a.stopHub()
+	if a.stopStreams != nil {
+		a.stopStreams()
 	}
 	if a.stopReadiness != nil {
 		a.stopReadiness()

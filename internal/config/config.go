@@ -177,6 +177,11 @@ type GRPC struct {
 	// --webhook-max-body (a stored event is the body and what was converted
 	// from it). Default 16 MiB.
 	MaxSendMsgSize int
+	// WriteTimeout bounds each send of a stream: a client that reads
+	// nothing for this long has its stream ended with RESOURCE_EXHAUSTED and
+	// its resume position, and at shutdown the connection of a client that
+	// does not read the end of its stream is closed after it. Default 10 s.
+	WriteTimeout time.Duration
 }
 
 // MaxWebhookBody bounds --webhook-max-body: an event may hold its body up to
@@ -227,6 +232,7 @@ func Default() Config {
 		GRPC: GRPC{
 			MaxRecvMsgSize: 4 << 20,
 			MaxSendMsgSize: 16 << 20,
+			WriteTimeout:   10 * time.Second,
 		},
 		LogFormat:       "text",
 		LogLevel:        "info",
@@ -318,6 +324,9 @@ func (c Config) Validate() error {
 	}
 	if c.GRPC.MaxRecvMsgSize < 1<<10 {
 		return bad("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", c.GRPC.MaxRecvMsgSize)
+	}
+	if c.GRPC.WriteTimeout <= 0 {
+		return bad("grpc-write-timeout", "must be positive")
 	}
 	if c.Webhook.MaxEventBytes() > int64(c.GRPC.MaxSendMsgSize) {
 		return bad("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least %d, three times --webhook-max-body and some",

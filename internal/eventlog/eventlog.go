@@ -406,12 +406,31 @@ func (l *Log) deleteConsumer(cons jetstream.Consumer) {
 // ReadBatch is how many events Read asks the log for at a time.
 const ReadBatch = 256
 
-// Read calls fn for each stored event with from <= sequence <= to whose
-// subject matches one of subjects (nil: all), in log order, and returns when
-// it has passed to or reached the end of the log, or when fn returns an error
-// (which Read returns). to = 0 means no upper bound but the end of the log at
-// the time of reading.
-func (l *Log) Read(ctx context.Context, subjects []string, from, to uint64, fn func(*record.Record) error) error {
+// Read calls fn, in log order, for each stored event with from <= sequence
+// <= to that f matches (nil: every event), and only those; to = 0 means up
+// to the end of the log at the time of reading. The log filters on the
+// server where the filter allows.
+func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error {
+	subjects := []string{filter.AllSubjects(l.cfg.SubjectPrefix)}
+	if f != nil {
+		if subjects = f.Subjects(l.cfg.SubjectPrefix); subjects == nil {
+			return nil
+		}
+	}
+	return l.readSubjects(ctx, subjects, from, to, func(rec *record.Record) error {
+		if f != nil && !f.Match(&rec.Key) {
+			return nil
+		}
+		return fn(rec)
+	})
+}
+
+// readSubjects calls fn for each stored event with from <= sequence <= to
+// whose subject matches one of subjects (nil: all), in log order, and returns
+// when it has passed to or reached the end of the log, or when fn returns an
+// error (which it returns). to = 0 means no upper bound but the end of the
+// log at the time of reading.
+func (l *Log) readSubjects(ctx context.Context, subjects []string, from, to uint64, fn func(*record.Record) error) error {
 	if from == 0 {
 		from = 1
 	}

@@ -101,9 +101,9 @@ func benchFanout(b *testing.B, subs, channels, rate int) {
 		io.Copy(io.Discard, stdout)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	for h.hub.Subscribers() < subs {
+	for h.svc.Subscribers() < subs {
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d subscribers registered", h.hub.Subscribers(), subs)
+			b.Fatalf("%d of %d subscribers registered", h.svc.Subscribers(), subs)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -372,9 +372,9 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			}
 			defer func() { stdin.Close(); cmd.Wait() }()
 			deadline := time.Now().Add(60 * time.Second)
-			for h.hub.Subscribers() < b.N {
+			for h.svc.Subscribers() < b.N {
 				if time.Now().After(deadline) {
-					b.Fatalf("%d of %d subscribers registered", h.hub.Subscribers(), b.N)
+					b.Fatalf("%d of %d subscribers registered", h.svc.Subscribers(), b.N)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}

@@ -142,14 +142,10 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	if lo > hi {
 		return resp, nil
 	}
-	subjects := f.Subjects(s.src.SubjectPrefix())
-	if subjects == nil {
-		return resp, nil
-	}
 	p := &page{size: size, budget: s.opts.MaxPageBytes - pageReserve}
 	if !newestFirst {
-		err := s.src.Read(ctx, subjects, lo, hi, func(rec *record.Record) error {
-			if f.Match(&rec.Key) && p.add(rec) {
+		err := s.src.Read(ctx, &f, lo, hi, func(rec *record.Record) error {
+			if p.add(rec) {
 				return errPageFull
 			}
 			return nil
@@ -173,11 +169,9 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 			// window does not hold all of its events in memory.
 			ring := make([]*record.Record, p.size+1-len(p.recs))
 			matched := 0
-			err := s.src.Read(ctx, subjects, bottom, top, func(rec *record.Record) error {
-				if f.Match(&rec.Key) {
-					ring[matched%len(ring)] = rec
-					matched++
-				}
+			err := s.src.Read(ctx, &f, bottom, top, func(rec *record.Record) error {
+				ring[matched%len(ring)] = rec
+				matched++
 				return nil
 			})
 			if err != nil {
@@ -243,3 +237,39 @@ func requestFingerprint(req *eventsv1.ListEventsRequest) uint64 {
 	h.Write(b)
 	return h.Sum64()
 }
+// GetEvent implements EventService.GetEvent.
+func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {
+	var rec *record.Record
+	var err error
+	switch {
+	case req.GetSequence() != 0 && req.GetId() != "":
+		return nil, status.Error(codes.InvalidArgument, "give sequence or id, not both")
+	case req.GetSequence() != 0:
+		rec, err = s.src.Get(ctx, req.GetSequence())
+	case req.GetId() != "":
+		if len(req.GetId()) > maxIDLen {
+			return nil, status.Errorf(codes.InvalidArgument, "id is longer than %d bytes", maxIDLen)
+		}
+		rec, err = s.src.GetByID(ctx, req.GetId())
+	default:
+		return nil, status.Error(codes.InvalidArgument, "give the sequence or the id of the event")
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if scope := clientFrom(ctx).Scope; scope != nil && !scope.Permits(&rec.Key) {
+		field := "sequence"
+		if req.GetId() != "" {
+			field = "id"
+		}
+		return nil, status.Errorf(codes.PermissionDenied, "%s: the event's channel, provider or type is outside this client's rights", field)
+	}
+	ev, err := rec.Event()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &eventsv1.GetEventResponse{Event: ev, Epoch: s.src.Epoch()}, nil
+}
+
+// maxIDLen bounds an event id in a request.
+const maxIDLen = 256
