@@ -76,8 +76,8 @@ type App struct {
 	// stopStreams ends the stream service's Run: every stream ends with
 	// its resume position.
 	stopStreams context.CancelFunc
-	errc    chan error // first error of a serving goroutine
-	wg      sync.WaitGroup
+	errc        chan error // first error of a serving goroutine
+	wg          sync.WaitGroup
 
 	// ready is what /readyz and the gRPC health service report; a watcher
 	// that stopReadiness ends keeps it current.

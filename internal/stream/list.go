@@ -237,6 +237,7 @@ func requestFingerprint(req *eventsv1.ListEventsRequest) uint64 {
 	h.Write(b)
 	return h.Sum64()
 }
+
 // GetEvent implements EventService.GetEvent.
 func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {
 	var rec *record.Record

@@ -79,4 +79,3 @@ func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRe
 	}
 	return start{next: after + 1, requested: "after_sequence"}, nil
 }
-
