@@ -337,13 +337,18 @@ func (a *App) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("app: webhooks in flight: %w", ctx.Err()))
 	}
-	// Every stream, gRPC and REST, replaying or live, reading or not, ends
-	// now with its resume position: a send in progress is cut short.
+	// Every stream, gRPC and REST, replaying or live, ends now with its
+	// resume position. A client that has stopped reading gets a grace period
+	// to read on and receive it; then its send is cut short.
+	grace := a.shutdownGrace(ctx)
 	a.stopStreams()
-	select {
-	case <-a.svc.Drained():
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("app: streams: %w", ctx.Err()))
+	if !waitUntil(a.svc.Drained(), grace) {
+		a.svc.Interrupt()
+		select {
+		case <-a.svc.Drained():
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("app: streams: %w", ctx.Err()))
+		}
 	}
 	if err := a.httpServer.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
@@ -360,13 +365,13 @@ func (a *App) shutdown(ctx context.Context) error {
 	}()
 	// Every call has ended by now; what a graceful stop still waits for is
 	// the last bytes of streams whose clients do not read, which may never
-	// come. Those clients get the write timeout, as a send would.
-	unread := time.NewTimer(a.cfg.GRPC.WriteTimeout)
+	// come. They get the same grace.
+	unread := time.NewTimer(grace)
 	defer unread.Stop()
 	select {
 	case <-stopped:
 	case <-unread.C:
-		a.log.Warn("closing gRPC connections whose clients did not read the end of their streams", "after", a.cfg.GRPC.WriteTimeout)
+		a.log.Warn("closing gRPC connections whose clients did not read the end of their streams", "after", grace)
 		a.grpcServer.Stop()
 		a.gwServer.Stop()
 		<-stopped
@@ -379,6 +384,29 @@ func (a *App) shutdown(ctx context.Context) error {
 	a.closeAll()
 	a.log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// shutdownGrace is how long a shutdown waits for clients that have stopped
+// reading, twice over (to take their last events, then their status): the
+// gRPC write timeout, or less so that the shutdown fits in its deadline.
+func (a *App) shutdownGrace(ctx context.Context) time.Duration {
+	grace := a.cfg.GRPC.WriteTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(deadline)/3)
+	}
+	return max(grace, 0)
+}
+
+// waitUntil reports whether done closed within d.
+func waitUntil(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // closeAll stops every part, waits for the goroutines it started, and

@@ -287,6 +287,13 @@ func (s *Service) Drained() <-chan struct{} { return s.drained }
 // Subscribers returns the number of streams that receive live events.
 func (s *Service) Subscribers() int { return s.hub.subscribers() }
 
+// Streams returns the number of streams open, replaying or live.
+func (s *Service) Streams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams
+}
+
 // Revalidate checks the client of every open stream against lookup,
 // typically after the clients were reloaded. lookup returns the scope that
 // a credential (Client.Credential) now grants, or false when it grants
