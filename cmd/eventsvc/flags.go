@@ -43,6 +43,12 @@ type secretValue struct{ listValue }
 
 func (secretValue) String() string { return "" }
 
+// secretString is a string flag whose value is never printed.
+type secretString struct{ s *string }
+
+func (v secretString) String() string     { return "" }
+func (v secretString) Set(s string) error { *v.s = s; return nil }
+
 // parse fills a Config from the defaults, then the environment, then args.
 // Errors name the flag (and the environment variable when the value came from
 // there).
@@ -84,6 +90,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.IntVar(&cfg.Stream.MaxStreamsPerClient, "max-streams-per-client", cfg.Stream.MaxStreamsPerClient, "concurrent streams of one client of the auth file (0: no limit)")
 
 	fs.StringVar(&cfg.Auth.File, "auth-file", cfg.Auth.File, "YAML file of API clients, their token hashes and rights; re-read on SIGHUP (empty: the API is open)")
+	fs.DurationVar(&cfg.Auth.StreamTokenTTL, "stream-token-ttl", cfg.Auth.StreamTokenTTL, "how long a stream token (POST /v1/stream-tokens, for browsers' EventSource) may open streams")
+	fs.Var(secretString{&cfg.Auth.StreamTokenSecret}, "stream-token-secret", "key that signs stream tokens; give every instance behind one load balancer the same (at least 16 bytes; empty: random per process)")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", cfg.TLS.CertFile, "server certificate (PEM) for gRPC and HTTP; with --tls-key")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", cfg.TLS.KeyFile, "server private key (PEM)")
 	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", cfg.TLS.ClientCAFile, "CA (PEM) for client certificates: required over gRPC, verified when given over HTTP")

@@ -510,15 +510,23 @@ func TestSIGHUPReloadsTheAuthFile(t *testing.T) {
 	if out := postWebhook(http.DefaultClient, "http://"+p.httpAddr+"/webhooks/sociocs", messageWebhook(t, "SM-hup-1", "after the reload"), nil); out.code != http.StatusOK {
 		t.Fatalf("webhook: %+v", out)
 	}
-	for name, st := range streams {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				t.Fatalf("%s's stream opened before the reload: %v", name, err)
+	// The kept client's stream goes on; the revoked one's has ended.
+	for {
+		m, err := streams["kept"].Recv()
+		if err != nil {
+			t.Fatalf("kept's stream opened before the reload: %v", err)
+		}
+		if m.GetEvent() != nil {
+			break
+		}
+	}
+	for {
+		_, err := streams["revoked"].Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("revoked's stream ended with %v, want UNAUTHENTICATED", err)
 			}
-			if m.GetEvent() != nil {
-				break
-			}
+			break
 		}
 	}
 	p.sigterm(t)

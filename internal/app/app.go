@@ -62,7 +62,8 @@ type App struct {
 	// stopWatches ends the health Watch calls at shutdown; idempotent.
 	stopWatches func()
 
-	auth       *auth.Store // nil: the API is open
+	auth       *auth.Store    // nil: the API is open
+	authn      *authenticator // nil: the API is open
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
 	// gwServer serves the gateway alone, in-process (see memListener).
@@ -129,6 +130,17 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	} else {
 		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
 	}
+	var tokenKey []byte
+	if cfg.Auth.StreamTokenSecret != "" {
+		tokenKey = []byte(cfg.Auth.StreamTokenSecret)
+	}
+	tokens, err := auth.NewStreamTokens(tokenKey, cfg.Auth.StreamTokenTTL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --stream-token-secret: %w", config.ErrInvalid, err)
+	}
+	if a.auth != nil {
+		a.authn = &authenticator{store: a.auth, tokens: tokens, log: logger}
+	}
 
 	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
 		URL:           cfg.Log.NATSURL,
@@ -165,6 +177,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		MaxPageBytes:        cfg.GRPC.MaxSendMsgSize,
 		Logger:              logger,
 		Observer:            a.metrics,
+		StreamTokens:        tokens,
 	})
 	svcCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopStreams = stopStreams
@@ -180,8 +193,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	newServer := func(forwarded bool, extra ...grpc.ServerOption) *grpc.Server {
 		opts := append(grpcOptions(cfg.GRPC), a.metrics.GRPCServerOptions()...)
 		opts = append(opts, extra...)
-		if a.auth != nil {
-			au := &authenticator{store: a.auth, forwarded: forwarded, log: logger}
+		if a.authn != nil {
+			au := *a.authn
+			au.forwarded = forwarded
 			opts = append(opts, grpc.ChainUnaryInterceptor(au.unary), grpc.ChainStreamInterceptor(au.stream))
 		}
 		srv := grpc.NewServer(opts...)
@@ -214,7 +228,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if err != nil {
 		return nil, fmt.Errorf("app: gateway connection: %w", err)
 	}
-	gw, err := gateway.New(ctx, a.gwConn)
+	gwOpts := gateway.Options{Streams: a.svc}
+	if a.authn != nil {
+		gwOpts.Authenticate = a.authn.authenticateHTTP
+	}
+	gw, err := gateway.New(ctx, a.gwConn, gwOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -445,14 +463,20 @@ func (a *App) closeAll() {
 }
 
 // ReloadAuth re-reads the auth file: new requests are authenticated with
-// the new clients, open streams keep going. An invalid file leaves the
-// current clients in force and is returned. Without an auth file it does
-// nothing.
+// the new clients; open streams whose credential is gone end with
+// UNAUTHENTICATED, those whose client's rights narrowed with
+// PERMISSION_DENIED (both with their resume position), the others go on.
+// An invalid file leaves the current clients in force and is returned.
+// Without an auth file it does nothing.
 func (a *App) ReloadAuth() error {
 	if a.auth == nil {
 		return nil
 	}
-	return a.auth.Reload()
+	if err := a.auth.Reload(); err != nil {
+		return err
+	}
+	a.authn.revalidate(a.svc)
+	return nil
 }
 
 // Run starts the app, serves until ctx ends or a part fails, then shuts down

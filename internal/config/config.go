@@ -115,6 +115,13 @@ type Auth struct {
 	// File is the YAML file of API clients (see internal/auth). Empty: the
 	// API is open to whoever can reach it.
 	File string
+	// StreamTokenTTL is how long a stream token (CreateStreamToken) is
+	// accepted for opening a stream. Default 5 min.
+	StreamTokenTTL time.Duration
+	// StreamTokenSecret is the key stream tokens are signed with; several
+	// instances behind one load balancer need the same one. Empty: a random
+	// key of this process. At least 16 bytes.
+	StreamTokenSecret string
 }
 
 // TLS configures TLS for the gRPC and the HTTP server. All empty: plain
@@ -216,6 +223,9 @@ func Default() Config {
 			MaxStreams:          20000,
 			MaxStreamsPerClient: 1000,
 		},
+		Auth: Auth{
+			StreamTokenTTL: 5 * time.Minute,
+		},
 		GRPCReflection:    true,
 		ReadinessInterval: time.Second,
 
@@ -294,6 +304,12 @@ func (c Config) Validate() error {
 	}
 	if c.Stream.MaxStreamsPerClient < 0 {
 		return bad("max-streams-per-client", "must not be negative")
+	}
+	if c.Auth.StreamTokenTTL <= 0 {
+		return bad("stream-token-ttl", "must be positive")
+	}
+	if s := c.Auth.StreamTokenSecret; s != "" && len(s) < 16 {
+		return bad("stream-token-secret", "must be at least 16 bytes")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return bad("tls-cert", "--tls-cert and --tls-key go together")

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/record"
@@ -274,3 +275,13 @@ func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (
 
 // maxIDLen bounds an event id in a request.
 const maxIDLen = 256
+
+// CreateStreamToken implements EventService.CreateStreamToken: a token for
+// the caller's credential (any caller when the API is open).
+func (s *Service) CreateStreamToken(ctx context.Context, _ *eventsv1.CreateStreamTokenRequest) (*eventsv1.CreateStreamTokenResponse, error) {
+	if s.opts.StreamTokens == nil {
+		return nil, status.Error(codes.Unimplemented, "stream tokens are not available on this server")
+	}
+	tok, expires := s.opts.StreamTokens.Mint(clientFrom(ctx).Credential)
+	return &eventsv1.CreateStreamTokenResponse{Token: tok, ExpireTime: timestamppb.New(expires)}, nil
+}

@@ -94,6 +94,15 @@ type Options struct {
 	// authenticated client. 0: no bound. It does not apply to requests
 	// without a client (an open API).
 	MaxStreamsPerClient int
+	// StreamTokens mints the tokens of CreateStreamToken; nil: the call is
+	// UNIMPLEMENTED.
+	StreamTokens TokenMinter
+}
+
+// TokenMinter mints stream tokens: short-lived tokens that stand for a
+// credential (Client.Credential) on a REST stream request.
+type TokenMinter interface {
+	Mint(credential string) (token string, expires time.Time)
 }
 
 func (o *Options) fillDefaults() {
