@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -267,7 +268,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
-		Handler:           writeDeadlines(mux, cfg.HTTP.WriteTimeout),
+		Handler:           writeDeadlines(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux), cfg.HTTP.WriteTimeout),
 		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
@@ -290,6 +291,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
+}
+
+// isAPIPath reports whether path is the REST API's (or its OpenAPI
+// document), which browsers on other origins may call; the webhooks are
+// not.
+func isAPIPath(path string) bool {
+	return strings.HasPrefix(path, "/v1/") || path == "/openapi.json"
 }
 
 // grpcOptions are the options both gRPC servers start from: the configured

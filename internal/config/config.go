@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -118,6 +119,10 @@ type Auth struct {
 	// StreamTokenTTL is how long a stream token (CreateStreamToken) is
 	// accepted for opening a stream. Default 5 min.
 	StreamTokenTTL time.Duration
+	// CORSAllowedOrigins are the origins (scheme://host[:port]) whose pages
+	// may call the REST API from a browser, or "*" for any (credentials are
+	// never allowed across origins: pages send bearer tokens). Empty: none.
+	CORSAllowedOrigins []string
 	// StreamTokenSecret is the key stream tokens are signed with; several
 	// instances behind one load balancer need the same one. Empty: a random
 	// key of this process. At least 16 bytes.
@@ -305,6 +310,11 @@ func (c Config) Validate() error {
 	if c.Stream.MaxStreamsPerClient < 0 {
 		return bad("max-streams-per-client", "must not be negative")
 	}
+	for _, o := range c.Auth.CORSAllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return bad("cors-allowed-origins", "%q: %v", o, err)
+		}
+	}
 	if c.Auth.StreamTokenTTL <= 0 {
 		return bad("stream-token-ttl", "must be positive")
 	}
@@ -360,6 +370,24 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown-timeout", "must be positive")
+	}
+	return nil
+}
+
+// checkOrigin accepts "*" or an origin as browsers send it:
+// scheme://host[:port], nothing after.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must start with http:// or https://")
+	case u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return errors.New("must be scheme://host[:port] with nothing after")
 	}
 	return nil
 }

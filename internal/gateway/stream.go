@@ -99,18 +99,16 @@ func (h *streamHandler) serve(w http.ResponseWriter, r *http.Request, _ map[stri
 		}
 		req.AfterSequence, req.Epoch, req.StartTime, req.FromEarliest = &after, epoch, nil, false
 	}
-	ctx, err := h.authenticate(ctx, r, token)
-	if err != nil {
-		fail(err)
-		return
-	}
 	sink := &httpSink{w: w, rc: http.NewResponseController(w), format: ndjsonFormat, contentType: ndjsonType}
 	if sse {
 		sink.format, sink.contentType = sseFormat, sseType
 	}
-	err = h.streams.Subscribe(ctx, req, sink)
+	ctx, err := h.authenticate(ctx, r, token)
+	if err == nil {
+		err = h.streams.Subscribe(ctx, req, sink)
+	}
 	if !sink.started {
-		fail(err)
+		refuse(w, err)
 		return
 	}
 	if ctx.Err() != nil {
@@ -122,9 +120,24 @@ func (h *streamHandler) serve(w http.ResponseWriter, r *http.Request, _ map[stri
 	}
 }
 
-// fail answers a request that ends before its stream starts as grpc-gateway
-// answers a failed call: the HTTP status of the gRPC code and a Status
-// object.
+// refuse answers a stream that the service refused before it started as
+// grpc-gateway answers a gRPC stream that fails before its first message:
+// the HTTP status of the code, and the one line {"error": Status}.
+func refuse(w http.ResponseWriter, err error) {
+	st := status.Convert(err)
+	b, merr := marshaler.Marshal(map[string]proto.Message{"error": st.Proto()})
+	if merr != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", marshaler.ContentType(nil))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
+	w.Write(append(b, '\n'))
+}
+
+// fail answers a request that cannot be parsed as grpc-gateway answers a
+// failed call: the HTTP status of the gRPC code and a Status object.
 func (h *streamHandler) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
 	_, out := runtime.MarshalerForRequest(h.mux, r)
 	runtime.HTTPError(ctx, h.mux, out, w, r, err)
