@@ -51,9 +51,14 @@ type grpcSink struct {
 	out     grpc.ServerStream
 	cancel  context.CancelFunc // nil without the tap handle: sends cannot be cut short
 	timeout time.Duration
-	// watchdog, armed during each send, interrupts it when it does not
-	// complete within timeout. It is used by the writer alone.
+	// watchdog checks, every timeout while sends are in progress, that they
+	// progress; it is armed by the first send after it stopped, not for
+	// every send.
 	watchdog *time.Timer
+	watching atomic.Bool   // the watchdog is armed
+	busy     atomic.Bool   // a Send is in progress
+	progress atomic.Uint64 // messages sent, ever
+	seen     atomic.Uint64 // progress when the watchdog last looked
 
 	// Set by prepare, before the first send.
 	sub   *subscriber
@@ -70,6 +75,10 @@ type grpcSink struct {
 func newGRPCSink(out grpc.ServerStream, timeout time.Duration) *grpcSink {
 	g := &grpcSink{out: out, timeout: timeout}
 	g.cancel, _ = out.Context().Value(cancelKey{}).(context.CancelFunc)
+	if g.cancel != nil {
+		g.watchdog = time.AfterFunc(timeout, g.check)
+		g.watchdog.Stop()
+	}
 	return g
 }
 
@@ -80,23 +89,82 @@ func (g *grpcSink) prepare(sub *subscriber, c cursor) {
 }
 
 func (g *grpcSink) Send(msgs []*Message) (int, error) {
-	defer g.disarm()
+	g.busy.Store(true)
+	defer g.busy.Store(false)
+	g.watch()
 	for i, m := range msgs {
 		if g.cut.Load() {
 			return i, g.cutErr()
 		}
-		g.arm()
-		if err := g.out.SendMsg(m); err != nil {
+		if err := g.out.SendMsg(g.wire(m)); err != nil {
 			if g.cut.Load() {
 				return i, g.cutErr()
 			}
 			return i, err
 		}
+		g.progress.Add(1)
 		if m.cursor > g.sent.Load() {
 			g.sent.Store(m.cursor)
 		}
 	}
 	return len(msgs), nil
+}
+
+// wire is what SendMsg is given for m: an event as a grpc.PreparedMsg,
+// framed once for every stream that sends it (see Message.prepared), or m
+// itself, which the codec sends as its prepared bytes.
+func (g *grpcSink) wire(m *Message) any {
+	if m.kind != KindEvent || !sharePrepared {
+		return m
+	}
+	if p := m.prepared.Load(); p != nil {
+		return p
+	}
+	p := new(grpc.PreparedMsg)
+	if err := p.Encode(g.out, m); err != nil {
+		return m
+	}
+	m.prepared.CompareAndSwap(nil, p)
+	return m.prepared.Load()
+}
+
+// sharePrepared: a PreparedMsg framed on one stream may be sent on another
+// only when neither compresses. No compressor is linked into this server
+// (grpc-go compresses a response as its request was compressed, and refuses
+// a request compressed with a codec it does not know); should one ever be,
+// events are framed per send as for any message.
+var sharePrepared = encoding.GetCompressor("gzip") == nil
+
+// watch arms the watchdog if it is not armed: one timer reset per idle
+// period, not per send.
+func (g *grpcSink) watch() {
+	if g.cancel == nil || !g.watching.CompareAndSwap(false, true) {
+		return
+	}
+	g.seen.Store(g.progress.Load())
+	g.watchdog.Reset(g.timeout)
+}
+
+// check runs every timeout while sends are in progress: a send that made no
+// progress since the last check (between one and two timeouts) is cut
+// short; otherwise it looks again later, or stops when no send is in
+// progress.
+func (g *grpcSink) check() {
+	if !g.busy.Load() {
+		g.watching.Store(false)
+		// A send that began meanwhile found the watchdog armed: arm it.
+		if g.busy.Load() && g.watching.CompareAndSwap(false, true) {
+			g.seen.Store(g.progress.Load())
+			g.watchdog.Reset(g.timeout)
+		}
+		return
+	}
+	if p := g.progress.Load(); p != g.seen.Load() {
+		g.seen.Store(p)
+		g.watchdog.Reset(g.timeout)
+		return
+	}
+	g.stall()
 }
 
 func (g *grpcSink) cutErr() error {
@@ -108,25 +176,6 @@ func (g *grpcSink) cutErr() error {
 
 // errInterrupted is a send cut short by Service.Interrupt.
 var errInterrupted = errors.New("stream: send interrupted")
-
-// arm starts (or restarts) the watchdog for one send; it costs a timer
-// reset, no goroutine.
-func (g *grpcSink) arm() {
-	if g.cancel == nil {
-		return
-	}
-	if g.watchdog == nil {
-		g.watchdog = time.AfterFunc(g.timeout, g.stall)
-		return
-	}
-	g.watchdog.Reset(g.timeout)
-}
-
-func (g *grpcSink) disarm() {
-	if g.watchdog != nil {
-		g.watchdog.Stop()
-	}
-}
 
 // stall interrupts a send that made no progress for the write timeout.
 func (g *grpcSink) stall() {
@@ -156,7 +205,11 @@ func (g *grpcSink) interrupt(e *ending) {
 const statusDetailsTrailer = "grpc-status-details-bin"
 
 func (g *grpcSink) close() {
-	g.once.Do(g.disarm)
+	g.once.Do(func() {
+		if g.watchdog != nil {
+			g.watchdog.Stop()
+		}
+	})
 }
 
 // cancelKey carries the cancel function of a StreamEvents call's context.

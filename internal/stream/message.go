@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -31,6 +32,10 @@ type Message struct {
 	pb mem.BufferSlice
 	// encoded caches the encoding in each registered Format.
 	encoded [maxFormats]atomic.Pointer[[]byte]
+	// prepared is an event framed for gRPC once, on the first stream that
+	// sends it, and sent as is on every other (grpc.PreparedMsg saves each
+	// send the framing and its allocations).
+	prepared atomic.Pointer[grpc.PreparedMsg]
 }
 
 // Kind is what a Message carries.

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -436,13 +437,25 @@ type cursor struct {
 // heartbeat when the stream has been idle for Options.Heartbeat, and
 // returns the status that ends the stream.
 func (s *Service) deliver(ctx context.Context, sub *subscriber, sink Sink, c *cursor) error {
-	beat := time.NewTimer(s.opts.Heartbeat)
+	// Between batches the writer waits on its wake channel alone: a receive
+	// from one channel costs much less than a select, and it is paid for
+	// every delivery. So the end of ctx and the heartbeat timer wake it
+	// through the same channel.
+	defer context.AfterFunc(ctx, sub.signal)()
+	var beatDue atomic.Bool
+	beat := time.AfterFunc(s.opts.Heartbeat, func() {
+		beatDue.Store(true)
+		sub.signal()
+	})
 	defer beat.Stop()
 	lastSend := time.Now()
 	var batch []*Message
 	for {
 		if e := sub.ended(); e != nil {
 			return s.ended(sub, e, c)
+		}
+		if err := ctx.Err(); err != nil {
+			return toStatus(err)
 		}
 		batch = sub.take(batch)
 		if len(batch) > 0 {
@@ -454,14 +467,11 @@ func (s *Service) deliver(ctx context.Context, sub *subscriber, sink Sink, c *cu
 			lastSend = time.Now()
 			continue
 		}
-		select {
-		case <-sub.wake:
-		case <-ctx.Done():
-			if e := sub.ended(); e != nil {
-				return s.ended(sub, e, c) // an interrupt cancels the context
-			}
-			return toStatus(ctx.Err())
-		case now := <-beat.C:
+		if beatDue.Load() {
+			// A heartbeat when nothing was sent for a whole period; the timer
+			// is not reset on each send, only re-armed here.
+			beatDue.Store(false)
+			now := time.Now()
 			if idle := now.Sub(lastSend); idle < s.opts.Heartbeat {
 				beat.Reset(s.opts.Heartbeat - idle)
 				continue
@@ -470,7 +480,9 @@ func (s *Service) deliver(ctx context.Context, sub *subscriber, sink Sink, c *cu
 			if at, ok := s.quietUpTo(sub); ok {
 				sub.push(heartbeatMessage(now, max(at, c.last), c.epoch))
 			}
+			continue
 		}
+		<-sub.wake
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -77,6 +79,25 @@ func serve(t testing.TB, svc *stream.Service) (eventsv1.EventServiceClient, stri
 	}
 	t.Cleanup(func() { conn.Close() })
 	return eventsv1.NewEventServiceClient(conn), ln.Addr().String()
+}
+
+// serveREST serves the REST gateway over the harness's service on a free
+// port (unary calls through a gRPC connection to the harness's server) and
+// returns its base URL.
+func (h *harness) serveREST(t testing.TB) string {
+	t.Helper()
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	gw, err := gateway.New(context.Background(), conn, gateway.Options{Streams: h.svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 type evSpec struct {
