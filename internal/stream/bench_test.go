@@ -67,7 +67,7 @@ func BenchmarkFanout(b *testing.B) {
 // streams to a connection (REST: always one), events stored at rate per
 // second over transport ("grpc" or "rest", newline-delimited JSON).
 type fanout struct {
-	transport                      string
+	transport                     string
 	subs, channels, rate, perConn int
 }
 
