@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +31,10 @@ type Message struct {
 	// pb is the protobuf encoding as the one buffer the gRPC codec hands to
 	// the transport, built once rather than for every send.
 	pb mem.BufferSlice
-	// encoded caches the encoding in each registered Format.
+	// encoded caches the encoding in each registered Format; mu makes
+	// concurrent first uses wait for one encoding rather than each make one.
 	encoded [maxFormats]atomic.Pointer[[]byte]
+	mu      sync.Mutex
 	// prepared is an event framed for gRPC once, on the first stream that
 	// sends it, and sent as is on every other (grpc.PreparedMsg saves each
 	// send the framing and its allocations).
@@ -93,9 +96,15 @@ func NewFormat(encode func(*Message) ([]byte, error)) *Format {
 	return &Format{slot: n, encode: encode}
 }
 
-// Encode returns m in format f, encoding it on first use. Concurrent first
-// uses may each encode; one result is kept.
+// Encode returns m in format f, encoding it on first use: at most once per
+// Message and Format, however many streams send it (concurrent first uses
+// wait for the one encoding). A failed encoding is not kept.
 func (m *Message) Encode(f *Format) ([]byte, error) {
+	if b := m.encoded[f.slot].Load(); b != nil {
+		return *b, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if b := m.encoded[f.slot].Load(); b != nil {
 		return *b, nil
 	}
@@ -103,9 +112,7 @@ func (m *Message) Encode(f *Format) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !m.encoded[f.slot].CompareAndSwap(nil, &b) {
-		return *m.encoded[f.slot].Load(), nil
-	}
+	m.encoded[f.slot].Store(&b)
 	return b, nil
 }
 
