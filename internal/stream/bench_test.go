@@ -456,7 +456,8 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			}
 			b.StopTimer()
 			after, rssAfter := serverMemory(), residentMemory()
-			b.ReportMetric(float64(after-before)/float64(b.N), "heap+stack-bytes/stream")
+			b.ReportMetric(float64(after.heap-before.heap)/float64(b.N), "heap-bytes/stream")
+			b.ReportMetric(float64(after.stack-before.stack)/float64(b.N), "stack-bytes/stream")
 			b.ReportMetric(float64(rssAfter-rssBefore)/float64(b.N), "rss-bytes/stream")
 			b.ReportMetric(float64(runtime.NumGoroutine()-goroutinesBefore)/float64(b.N), "goroutines/stream")
 		})
@@ -495,13 +496,17 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// serverMemory is heap in use plus goroutine stacks, after a GC.
-func serverMemory() int64 {
+// goMemory is the Go heap in use and the goroutine stacks.
+type goMemory struct{ heap, stack int64 }
+
+// serverMemory measures the heap in use and the goroutine stacks, after a
+// GC (two: the first may only start sweeping).
+func serverMemory() goMemory {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse + m.StackInuse)
+	return goMemory{heap: int64(m.HeapInuse), stack: int64(m.StackInuse)}
 }
 
 // residentMemory is the process's resident set size, after a GC that
