@@ -43,23 +43,30 @@ type server struct {
 	t   *testing.T
 	cfg config.Config
 	app *app.App
+	web *http.Client // for webhooks; nil: plain HTTP
 }
 
 func newServer(t *testing.T) *server {
+	t.Helper()
+	auth := fmt.Sprintf("clients:\n  - name: full\n    token_sha256: %s\n  - name: narrow\n    token_sha256: %s\n    channel_keys: [\"twlo_*\"]\n",
+		sha(fullToken), sha(narrowToken))
+	s := &server{t: t, cfg: newConfig(t, auth)}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// newConfig is a config on free ports with auth as its auth file.
+func newConfig(t *testing.T, auth string) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Log.DataDir = t.TempDir()
 	cfg.Auth.File = filepath.Join(t.TempDir(), "auth.yaml")
-	auth := fmt.Sprintf("clients:\n  - name: full\n    token_sha256: %s\n  - name: narrow\n    token_sha256: %s\n    channel_keys: [\"twlo_*\"]\n",
-		sha(fullToken), sha(narrowToken))
 	if err := os.WriteFile(cfg.Auth.File, []byte(auth), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cfg: cfg}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
+	return cfg
 }
 
 func (s *server) start() {
@@ -92,7 +99,11 @@ func (s *server) post(ch, messageID string) {
 	s.t.Helper()
 	body := fmt.Sprintf(`{"message_id":%q,"event":"message","provider":%q,"channel_key":%q,"direction":"incoming","from":"1","to":"2","text":"hi"}`,
 		messageID, ch[:4], ch)
-	resp, err := http.Post("http://"+s.app.HTTPAddr()+"/webhooks/sociocs", "application/json", bytes.NewBufferString(body))
+	web, scheme := s.web, "https://"
+	if web == nil {
+		web, scheme = http.DefaultClient, "http://"
+	}
+	resp, err := web.Post(scheme+s.app.HTTPAddr()+"/webhooks/sociocs", "application/json", bytes.NewBufferString(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
