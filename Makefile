@@ -19,7 +19,7 @@ run: ## Start the service with defaults (HTTP 127.0.0.1:8080, gRPC 127.0.0.1:909
 	go run ./cmd/eventsvc
 
 .PHONY: test
-test: vet lint check-generated breaking unit ## Everything CI runs: vet, buf lint/format/breaking, generation check, go test -race.
+test: vet lint check-generated check-generated-clients breaking unit ## Everything CI runs: vet, buf lint/format/breaking, generation checks, go test -race.
 
 .PHONY: unit
 unit: ## go test -race over every package.
@@ -44,6 +44,16 @@ generate: ## Regenerate gen/ from proto/.
 .PHONY: check-generated
 check-generated: ## Fail if gen/ differs from a fresh generation.
 	scripts/check-generated.sh
+
+.PHONY: generate-clients
+generate-clients: ## Regenerate the Python and TypeScript clients' code (needs protoc, grpc_python_plugin, npm ci).
+	rm -rf clients/python/sociocs/events/v1/*_pb2* clients/typescript/src/gen
+	$(BUF) generate --template buf.gen.python.yaml
+	$(BUF) generate --template buf.gen.ts.yaml
+
+.PHONY: check-generated-clients
+check-generated-clients: ## Fail if the clients' generated code differs from a fresh generation.
+	scripts/check-generated-clients.sh
 
 .PHONY: breaking
 breaking: ## buf breaking against HEAD and the previous commit.

@@ -105,7 +105,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on a graceful shutdown")
 
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: eventsvc [flags]\n\nEvery flag can also be set as an environment variable: --http-addr is %s.\n\n", envName("http-addr"))
+		fmt.Fprintf(out, "Usage: eventsvc [serve] [flags]\n\n%s\nEvery flag can also be set as an environment variable: --http-addr is %s.\n\n", commandsUsage, envName("http-addr"))
 		fs.PrintDefaults()
 	}
 

@@ -3,6 +3,9 @@
 //
 // Every setting is a flag with an EVENTSVC_ environment twin; a flag given on
 // the command line wins over the environment. `eventsvc --help` lists them.
+//
+// `eventsvc tail` and `eventsvc send` are clients of a running eventsvc:
+// the first prints its events as they arrive, the second posts a webhook.
 package main
 
 import (
@@ -23,7 +26,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(dispatch(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // installGRPCLogger routes grpclog to logger. grpclog's logger is global and

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/eventsvc/eventsvc/client"
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/send"
+	"github.com/eventsvc/eventsvc/internal/tail"
+)
+
+// dispatch runs the subcommand args name: serve (the default: `eventsvc`
+// alone is the server), tail or send. It returns the exit status.
+func dispatch(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return run(args[1:], getenv, stderr)
+		case "tail":
+			return runTail(args[1:], getenv, stdout, stderr)
+		case "send":
+			return runSend(args[1:], getenv, stdin, stdout, stderr)
+		}
+	}
+	return run(args, getenv, stderr)
+}
+
+const commandsUsage = `Commands:
+  eventsvc [serve] [flags]   run the service (the default)
+  eventsvc tail [flags]      print the events of a running eventsvc as they arrive
+  eventsvc send [flags]      post a Sociocs webhook to a running eventsvc
+Each command's --help lists its flags.
+`
+
+// exitStatus is 2 for an error in what the command was asked (nothing was
+// done), 1 for any other.
+func exitStatus(err error, stderr io.Writer, configErrs ...error) int {
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "eventsvc %v\n", err)
+	for _, c := range configErrs {
+		if errors.Is(err, c) {
+			return 2
+		}
+	}
+	return 1
+}
+
+// interruptible is ctx that ends on SIGINT or SIGTERM; the second signal
+// has the default effect.
+func interruptible() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
+}
+
+func runTail(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseTail(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "eventsvc tail: %v\n", err)
+		return 2
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	return exitStatus(tail.Run(ctx, cfg, stdout, stderr), stderr, tail.ErrConfig, client.ErrOptions)
+}
+
+func runSend(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cfg, err := parseSend(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "eventsvc send: %v\n", err)
+		return 2
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	return exitStatus(send.Run(ctx, cfg, stdin, stdout), stderr, send.ErrConfig)
+}
+
+// repeated is a flag that may be given several times, each a
+// comma-separated list; values accumulate.
+type repeated []string
+
+func (r *repeated) String() string { return strings.Join(*r, ",") }
+
+func (r *repeated) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*r = append(*r, v)
+		}
+	}
+	return nil
+}
+
+// secretString is a string flag whose value is never printed.
+type secretString struct{ s *string }
+
+func (secretString) String() string       { return "" }
+func (v secretString) Set(s string) error { *v.s = s; return nil }
+
+// applyEnv sets each flag of twins from its environment variable, unless it
+// is given on the command line (which is parsed after, and wins).
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, twins ...string) error {
+	for _, name := range twins {
+		env := envName(name)
+		if v := getenv(env); v != "" {
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("%s (--%s): invalid value: %v", env, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func parseTail(args []string, getenv func(string) string, out io.Writer) (tail.Config, error) {
+	fs := flag.NewFlagSet("eventsvc tail", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var (
+		cfg                               tail.Config
+		addr, token, ca, cert, key, sni   string
+		plaintext, fromEarliest, allowGap bool
+		channels, providers, types, stats repeated
+		since, epoch, afterSeq            string
+		minBackoff, maxBackoff            time.Duration
+	)
+	fs.StringVar(&addr, "addr", "127.0.0.1:9090", "eventsvc's gRPC address")
+	fs.Var(secretString{&token}, "token", "bearer token (prefer the environment: EVENTSVC_TOKEN)")
+	fs.StringVar(&ca, "tls-ca", "", "CA (PEM) of the server's certificate; implies TLS")
+	fs.StringVar(&cert, "tls-cert", "", "client certificate (PEM), with --tls-key; implies TLS")
+	fs.StringVar(&key, "tls-key", "", "client certificate's private key (PEM)")
+	fs.StringVar(&sni, "tls-server-name", "", "name to verify the server's certificate against (default: the host of --addr)")
+	fs.BoolVar(&plaintext, "plaintext", false, "no TLS, even to an address that is not loopback (default: TLS, except to a loopback address without --tls-ca/--tls-cert)")
+	fs.Var(&channels, "channel-key", "channel key to receive (repeatable, or comma-separated)")
+	fs.Var(&providers, "provider", "provider to receive: twlo, twlowa, gswa, tlnx or an enum name (repeatable)")
+	fs.Var(&types, "type", "event type to receive: message, status_update, unknown (repeatable)")
+	fs.Var(&stats, "status", "status to receive (status updates only): sent, delivered, failed, … (repeatable)")
+	fs.BoolVar(&fromEarliest, "from-earliest", false, "start with the earliest event the log holds")
+	fs.StringVar(&since, "since", "", "start with the events received since a duration ago (1h) or a time (RFC 3339)")
+	fs.StringVar(&afterSeq, "after-sequence", "", "start after this sequence (a saved cursor), with --epoch")
+	fs.StringVar(&epoch, "epoch", "", "the epoch of --after-sequence")
+	fs.BoolVar(&allowGap, "allow-gap", false, "if the cursor cannot be honoured (log recreated, events expired), go on from the earliest event, and say so")
+	fs.StringVar(&cfg.CursorFile, "cursor-file", "", "file to save the position in after each event, and to resume from when it exists")
+	fs.StringVar(&cfg.Output, "output", tail.OutputText, "text (one line per event) or json (one JSON event per line)")
+	fs.StringVar(&cfg.ForwardTo, "forward-to", "", "POST each event as JSON to this URL; the cursor moves on only after a 2xx answer")
+	fs.DurationVar(&minBackoff, "min-backoff", client.DefaultMinBackoff, "first wait before reconnecting or forwarding again")
+	fs.DurationVar(&maxBackoff, "max-backoff", client.DefaultMaxBackoff, "longest wait before reconnecting or forwarding again")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: eventsvc tail [flags]\n\nPrints the events of a running eventsvc as they arrive, reconnecting and resuming by itself.\n"+
+			"Environment: EVENTSVC_ADDR, EVENTSVC_TOKEN, EVENTSVC_TLS_CA (a flag given wins).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := applyEnv(fs, getenv, "addr", "token", "tls-ca"); err != nil {
+		return cfg, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	req := &eventsv1.StreamEventsRequest{ChannelKeys: channels, FromEarliest: fromEarliest, AllowGap: allowGap}
+	for _, p := range providers {
+		v, _, err := parseProvider(p)
+		if err != nil {
+			return cfg, fmt.Errorf("--provider: %v", err)
+		}
+		req.Providers = append(req.Providers, v)
+	}
+	for _, t := range types {
+		v, err := parseType(t)
+		if err != nil {
+			return cfg, fmt.Errorf("--type: %v", err)
+		}
+		req.Types = append(req.Types, v)
+	}
+	for _, s := range stats {
+		v, _, err := parseStatus(s)
+		if err != nil {
+			return cfg, fmt.Errorf("--status: %v", err)
+		}
+		req.Statuses = append(req.Statuses, v)
+	}
+	starts := 0
+	for _, set := range []bool{fromEarliest, since != "", afterSeq != ""} {
+		if set {
+			starts++
+		}
+	}
+	if starts > 1 {
+		return cfg, errors.New("--from-earliest, --since and --after-sequence are alternatives: give one")
+	}
+	if since != "" {
+		t, err := sinceTime(since, time.Now())
+		if err != nil {
+			return cfg, fmt.Errorf("--since: %v", err)
+		}
+		req.StartTime = timestamppb.New(t)
+	}
+	if afterSeq != "" {
+		n, err := strconv.ParseUint(afterSeq, 10, 64)
+		if err != nil {
+			return cfg, fmt.Errorf("--after-sequence: %q is not a sequence number", afterSeq)
+		}
+		req.AfterSequence, req.Epoch = &n, epoch
+	} else if epoch != "" {
+		return cfg, errors.New("--epoch goes with --after-sequence")
+	}
+	if allowGap && afterSeq == "" && cfg.CursorFile == "" {
+		return cfg, errors.New("--allow-gap goes with --after-sequence or --cursor-file")
+	}
+	if plaintext && (ca != "" || cert != "") {
+		return cfg, errors.New("--plaintext excludes --tls-ca and --tls-cert")
+	}
+	cfg.Request = req
+	cfg.Client = client.Options{
+		Address: addr, Token: token, CAFile: ca, CertFile: cert, KeyFile: key, ServerName: sni,
+		Insecure:   plaintext || (ca == "" && cert == "" && isLoopback(addr)),
+		MinBackoff: minBackoff, MaxBackoff: maxBackoff,
+	}
+	return cfg, nil
+}
+
+// sinceTime reads --since: a duration back from now, or a time.
+func sinceTime(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("%q is negative", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a duration (1h30m) nor an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+// isLoopback reports whether addr's host is this machine (localhost or a
+// loopback IP), where plaintext is the default.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseSend(args []string, getenv func(string) string, out io.Writer) (send.Config, error) {
+	fs := flag.NewFlagSet("eventsvc send", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var cfg send.Config
+	var provider, status string
+	fs.StringVar(&cfg.URL, "url", send.DefaultURL, "eventsvc's webhook URL; status updates go to <url>/<channel key>")
+	fs.StringVar(&cfg.Type, "type", "", "message (default) or status_update")
+	fs.StringVar(&provider, "provider", "", "provider code: twlo, twlowa, gswa, tlnx (default: the channel key's prefix)")
+	fs.StringVar(&cfg.ChannelKey, "channel-key", "", "channel key (default "+send.DefaultChannelKey+", or the provider's code with that number)")
+	fs.StringVar(&status, "status", "", "status of a status update: sent, delivered (default), read, failed, …")
+	fs.StringVar(&cfg.Text, "text", "", "text of a message (default \""+send.DefaultText+"\")")
+	fs.StringVar(&cfg.MessageID, "message-id", "", "message_id (default: a new one each time)")
+	fs.StringVar(&cfg.File, "file", "", "send this file's content as the body, as it is (-: standard input)")
+	fs.Var(secretString{&cfg.Secret}, "webhook-secret", "sign with this secret (X-Sociocs-Signature); prefer the environment: EVENTSVC_WEBHOOK_SECRET")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "bound on the request")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: eventsvc send [flags]\n\nPosts a Sociocs webhook to a running eventsvc and prints the answer.\n"+
+			"Environment: EVENTSVC_WEBHOOK_URL, EVENTSVC_WEBHOOK_SECRET (a flag given wins).\n\n")
+		fs.PrintDefaults()
+	}
+	if v := getenv("EVENTSVC_WEBHOOK_URL"); v != "" {
+		cfg.URL = v
+	}
+	if err := applyEnv(fs, getenv, "webhook-secret"); err != nil {
+		return cfg, err
+	}
+	// The server's EVENTSVC_WEBHOOK_SECRET may list several secrets (a
+	// rotation): any of them signs.
+	cfg.Secret, _, _ = strings.Cut(cfg.Secret, ",")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if provider != "" {
+		_, code, err := parseProvider(provider)
+		if err == nil && code == "" {
+			err = fmt.Errorf("provider %q has no Sociocs code: send a body of your own with --file", provider)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("--provider: %v", err)
+		}
+		cfg.Provider = code
+	}
+	if status != "" {
+		_, code, err := parseStatus(status)
+		if err == nil && code == "" {
+			err = fmt.Errorf("status %q has no Sociocs string: send a body of your own with --file", status)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("--status: %v", err)
+		}
+		cfg.Status = code
+	}
+	if cfg.Type != "" {
+		t, err := parseType(cfg.Type)
+		switch {
+		case err != nil:
+			return cfg, fmt.Errorf("--type: %v", err)
+		case t == eventsv1.EventType_EVENT_TYPE_MESSAGE:
+			cfg.Type = send.TypeMessage
+		case t == eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE:
+			cfg.Type = send.TypeStatusUpdate
+		default:
+			return cfg, fmt.Errorf("--type: %q: send a body of your own with --file", cfg.Type)
+		}
+	}
+	if _, err := os.Stat(cfg.File); cfg.File != "" && cfg.File != "-" && err != nil {
+		return cfg, fmt.Errorf("--file: %v", err)
+	}
+	return cfg, nil
+}

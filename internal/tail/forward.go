@@ -1,0 +1,86 @@
+package tail
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+)
+
+// forwarder POSTs events to a URL until it answers 2xx.
+type forwarder struct {
+	url      *url.URL
+	http     *http.Client
+	stderr   io.Writer
+	min, max time.Duration
+}
+
+// forward POSTs ev as JSON (proto field names), with its sequence and epoch
+// as headers so that the receiver can drop a repeat, and retries with a
+// jittered backoff until a 2xx answer or the end of ctx.
+func (f *forwarder) forward(ctx context.Context, ev *eventsv1.Event, epoch string) error {
+	body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("%w: forward: %v", errLocal, err)
+	}
+	wait := f.min
+	if wait <= 0 {
+		wait = 250 * time.Millisecond
+	}
+	limit := f.max
+	if limit <= 0 {
+		limit = 30 * time.Second
+	}
+	for {
+		problem := f.post(ctx, body, ev.GetSequence(), epoch)
+		if problem == "" {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		fmt.Fprintf(f.stderr, "eventsvc tail: forwarding sequence %d to %s: %s; retrying in %s\n", ev.GetSequence(), f.url.Redacted(), problem, d.Round(time.Millisecond))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, limit)
+	}
+}
+
+// post makes one attempt; it returns "" on a 2xx answer, else what went wrong.
+func (f *forwarder) post(ctx context.Context, body []byte, seq uint64, epoch string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url.String(), bytes.NewReader(body))
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Eventsvc-Sequence", strconv.FormatUint(seq, 10))
+	req.Header.Set("Eventsvc-Epoch", epoch)
+	resp, err := f.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "interrupted"
+		}
+		return err.Error()
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return resp.Status
+	}
+	return ""
+}
