@@ -43,12 +43,6 @@ type secretValue struct{ listValue }
 
 func (secretValue) String() string { return "" }
 
-// secretString is a string flag whose value is never printed.
-type secretString struct{ s *string }
-
-func (v secretString) String() string     { return "" }
-func (v secretString) Set(s string) error { *v.s = s; return nil }
-
 // parse fills a Config from the defaults, then the environment, then args.
 // Errors name the flag (and the environment variable when the value came from
 // there).
