@@ -25,6 +25,7 @@ import (
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
+	"github.com/eventsvc/eventsvc/internal/dirlock"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
@@ -58,6 +59,9 @@ type App struct {
 	evlog  *eventlog.Log
 	hub    *stream.Hub
 	health *health.Server
+	// dataLock holds the data directory for this process (nil without
+	// one); released after the log closes.
+	dataLock *dirlock.Lock
 	// stopWatches ends the health Watch calls at shutdown; idempotent.
 	stopWatches func()
 
@@ -125,6 +129,17 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		}
 	} else {
 		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
+	}
+
+	// One process per data directory: a second one would write the same
+	// log and corrupt it. Taken before anything in the directory is opened.
+	if cfg.Log.DataDir != "" {
+		if a.dataLock, err = dirlock.Acquire(cfg.Log.DataDir); err != nil {
+			if errors.Is(err, dirlock.ErrLocked) {
+				return nil, fmt.Errorf("%w: --data-dir: %w", config.ErrInvalid, err)
+			}
+			return nil, err
+		}
 	}
 
 	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
@@ -401,6 +416,9 @@ func (a *App) closeAll() {
 	a.wg.Wait()
 	if a.evlog != nil {
 		a.evlog.Close()
+	}
+	if a.dataLock != nil {
+		a.dataLock.Release()
 	}
 }
 
