@@ -267,7 +267,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
-		Handler:           writeDeadlines(mux, cfg.HTTP.WriteTimeout),
+		Handler:           writeDeadlines(gateway.CheckParameters(mux), cfg.HTTP.WriteTimeout),
 		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,

@@ -9,7 +9,8 @@
 // message; an error ends the stream with one `{"error": Status}` line.
 // Unary errors are a google.rpc.Status object with the HTTP status that
 // grpc-gateway maps from the gRPC code; a method the API does not serve on a
-// path it serves is 405 with an Allow header.
+// path it serves is 405 with an Allow header. CheckParameters guards the
+// whole REST API against parameters that are not UTF-8.
 //
 // The returned handler is safe for concurrent use.
 package gateway
