@@ -312,6 +312,9 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 		if errors.As(err, &syn) {
 			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_json", "%s", syn.Error())
 		}
+		if errors.Is(err, ErrDuplicateKey) {
+			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "duplicate_key", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
+		}
 		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "not_an_object", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
 	}
 	res.EventID = ev.GetId()
