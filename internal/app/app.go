@@ -101,6 +101,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if logger == nil {
 		logger = slog.Default()
 	}
+	checkFileLimit(cfg.Stream.MaxStreams, logger)
 	a := &App{cfg: cfg, log: logger, errc: make(chan error, 4)}
 	defer func() {
 		if err != nil {
