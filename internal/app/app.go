@@ -76,6 +76,11 @@ type App struct {
 	gwConn     *grpc.ClientConn
 	hook       *webhook.Handler
 
+	// metricsServer serves /metrics on a port of its own (nil: /metrics is
+	// on the HTTP port).
+	metricsServer *http.Server
+	metricsLn     net.Listener
+
 	stopHub context.CancelFunc
 	errc    chan error // first error of a serving goroutine
 	wg      sync.WaitGroup
@@ -176,6 +181,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("app: http listener: %w", err)
 	}
+	if cfg.MetricsAddr != "" {
+		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("app: metrics listener: %w", err)
+		}
+	}
 
 	svc := stream.NewService(a.evlog, a.hub, stream.Options{
 		BufferSize:          cfg.Stream.BufferSize,
@@ -264,7 +274,29 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", a.serveReadyz)
-	mux.Handle("GET /metrics", a.metrics.Handler(logger))
+	if a.metricsLn == nil {
+		mux.Handle("GET /metrics", a.metrics.Handler(logger))
+	} else {
+		// On a port of its own, which can stay internal, /metrics alone:
+		// its series name the clients of the auth file.
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", a.metrics.Handler(logger))
+		// The TLS config is a copy: a server sets HTTP/2 up in its own.
+		a.metricsServer = &http.Server{
+			Handler:           writeDeadlines(metricsMux, cfg.HTTP.WriteTimeout),
+			TLSConfig:         httpTLS.Clone(),
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+			ReadTimeout:       cfg.HTTP.ReadTimeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		a.goServe("metrics", func() error {
+			if httpTLS != nil {
+				return a.metricsServer.ServeTLS(a.metricsLn, "", "")
+			}
+			return a.metricsServer.Serve(a.metricsLn)
+		})
+	}
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
@@ -288,7 +320,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopReadiness = stopReadiness
 	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
-	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch(),
+	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "metrics", a.MetricsAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
 }
@@ -322,6 +354,15 @@ func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 // GRPCAddr is the bound address of the gRPC server.
 func (a *App) GRPCAddr() string { return a.grpcLn.Addr().String() }
 
+// MetricsAddr is the bound address that serves /metrics: the metrics
+// server's, or HTTPAddr when /metrics is on the HTTP port.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return a.HTTPAddr()
+	}
+	return a.metricsLn.Addr().String()
+}
+
 // Subscribers is the number of live streams (gRPC and REST).
 func (a *App) Subscribers() int { return a.hub.Subscribers() }
 
@@ -332,9 +373,9 @@ func (a *App) Err() <-chan error { return a.errc }
 // Shutdown stops the app in dependency order within ctx: new webhooks get
 // 503 with Retry-After (the HTTP listener stays open meanwhile) while those
 // in flight are stored and answered; then every stream ends with UNAVAILABLE
-// and its resume sequence, the servers stop, and the log closes. Past ctx's
-// deadline whatever is left is stopped at once and the error says what did
-// not finish. It is idempotent.
+// and its resume sequence, the servers stop (the metrics server last), and
+// the log closes. Past ctx's deadline whatever is left is stopped at once
+// and the error says what did not finish. It is idempotent.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
 	return a.shutdownErr
@@ -380,6 +421,13 @@ func (a *App) shutdown(ctx context.Context) error {
 		<-stopped
 		errs = append(errs, fmt.Errorf("app: grpc shutdown: %w", ctx.Err()))
 	}
+	// Metrics last, so that the shutdown itself can be scraped.
+	if a.metricsServer != nil {
+		if err := a.metricsServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: metrics shutdown: %w", err))
+			a.metricsServer.Close()
+		}
+	}
 	a.closeAll()
 	a.log.Info("stopped")
 	return errors.Join(errs...)
@@ -412,6 +460,11 @@ func (a *App) closeAll() {
 		a.httpServer.Close()
 	} else if a.httpLn != nil {
 		a.httpLn.Close()
+	}
+	if a.metricsServer != nil {
+		a.metricsServer.Close()
+	} else if a.metricsLn != nil {
+		a.metricsLn.Close()
 	}
 	// The hub and the readiness checks use the log: it closes after them.
 	a.wg.Wait()
