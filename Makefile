@@ -7,6 +7,8 @@
 SHELL := /bin/bash
 BUF   := go tool -modfile=buf.go.mod buf
 GO_PACKAGES := ./...
+# Built binaries. Git-ignored.
+BIN := bin
 FUZZTIME ?= 60s
 
 .DEFAULT_GOAL := help
@@ -16,8 +18,9 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Start the service with defaults (HTTP 127.0.0.1:8080, gRPC 127.0.0.1:9090).
-	go run ./cmd/eventsvc
+run: ## Build bin/eventsvc and run it in make's place (flags: ARGS="--data-dir /tmp/d").
+	go build -o $(BIN)/eventsvc ./cmd/eventsvc
+	exec $(BIN)/eventsvc $(ARGS)
 
 .PHONY: test
 test: vet lint check-generated breaking unit ## Everything CI runs: vet, buf lint/format/breaking, generation check, go test -race.
