@@ -8,7 +8,9 @@
 // JSON: one `{"result": StreamEventsResponse}` object per line, flushed per
 // message; an error ends the stream with one `{"error": Status}` line.
 // Unary errors are a google.rpc.Status object with the HTTP status that
-// grpc-gateway maps from the gRPC code.
+// grpc-gateway maps from the gRPC code; a method the API does not serve on a
+// path it serves is 405 with an Allow header. CheckParameters guards the
+// whole REST API against parameters that are not UTF-8.
 //
 // The returned handler is safe for concurrent use.
 package gateway
@@ -17,10 +19,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -30,10 +36,8 @@ import (
 // serves the paths under /v1/. ctx bounds the handler's registration only.
 func New(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithRoutingErrorHandler(routingError),
 		// Only the authorization header is passed on. grpc-gateway's default
 		// would also turn any Grpc-Metadata-* header into metadata, with
 		// which a client could claim a certificate subject it has not got.
@@ -49,6 +53,45 @@ func New(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 		return nil, fmt.Errorf("gateway: register EventService: %w", err)
 	}
 	return mux, nil
+}
+
+// marshaler writes every JSON answer of the REST API, errors included.
+var marshaler = &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+}
+
+// routingError answers a request that matches no route. A path the API
+// serves with other methods is 405 with an Allow header (grpc-gateway's
+// default makes it 501 UNIMPLEMENTED, which says the server lacks a feature
+// rather than that the client chose the wrong method); the body is still a
+// google.rpc.Status. Everything else is grpc-gateway's default.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+		return
+	}
+	allowed := allowedMethods(pathSegments(r.URL))
+	if len(allowed) == 0 {
+		allowed = []string{http.MethodGet} // every route of the API is a GET
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusMethodNotAllowed,
+		Err: status.Errorf(codes.Unimplemented, "method %s is not allowed on %s: use %s",
+			r.Method, r.URL.Path, strings.Join(allowed, " or ")),
+	})
+}
+
+// pathSegments returns the segments of u's path, each percent-decoded.
+func pathSegments(u *url.URL) []string {
+	segments := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	for i, s := range segments {
+		if v, err := url.PathUnescape(s); err == nil {
+			segments[i] = v
+		}
+	}
+	return segments
 }
 
 // ClientSubjectMetadata is the metadata key under which the gateway passes
