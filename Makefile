@@ -63,14 +63,14 @@ check-generated: $(BUF) ## Fail if gen/ differs from a fresh generation.
 	BUF=$(abspath $(BUF)) scripts/check-generated.sh
 
 .PHONY: generate-clients
-generate-clients: ## Regenerate the Python and TypeScript clients' code (needs protoc, grpc_python_plugin, npm ci).
+generate-clients: $(BUF) ## Regenerate the Python and TypeScript clients' code (needs protoc, grpc_python_plugin, npm ci).
 	rm -rf clients/python/sociocs/events/v1/*_pb2* clients/typescript/src/gen
 	$(BUF) generate --template buf.gen.python.yaml
 	$(BUF) generate --template buf.gen.ts.yaml
 
 .PHONY: check-generated-clients
-check-generated-clients: ## Fail if the clients' generated code differs from a fresh generation.
-	scripts/check-generated-clients.sh
+check-generated-clients: $(BUF) ## Fail if the clients' generated code differs from a fresh generation.
+	BUF=$(abspath $(BUF)) scripts/check-generated-clients.sh
 
 .PHONY: breaking
 breaking: $(BUF) ## buf breaking against HEAD and the previous commit.
