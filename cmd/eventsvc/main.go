@@ -54,8 +54,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	err = app.Run(ctx, cfg, logger, reloadOnSIGHUP(ctx))
 	switch {
 	case errors.Is(err, config.ErrInvalid):
-		// A file named by a setting (auth file, certificate) is invalid:
-		// like a bad flag, nothing was started.
+		// A file named by a setting (auth file, certificate) is invalid,
+		// or the data directory is another process's: like a bad flag,
+		// nothing was started.
 		fmt.Fprintf(stderr, "eventsvc: %v\n", err)
 		return 2
 	case err != nil:

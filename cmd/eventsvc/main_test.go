@@ -35,6 +35,11 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return c.HTTPAddr == "127.0.0.1:2" }},
 		{"external nats", []string{"--nats-url", "nats://h:4222"}, nil,
 			func(c config.Config) bool { return c.Log.NATSURL == "nats://h:4222" }},
+		{"metrics on the HTTP port by default", nil, nil, func(c config.Config) bool { return c.MetricsAddr == "" }},
+		{"metrics address in the environment", nil, map[string]string{"EVENTSVC_METRICS_ADDR": "10.0.0.1:9100"},
+			func(c config.Config) bool { return c.MetricsAddr == "10.0.0.1:9100" }},
+		{"metrics address by flag", []string{"--metrics-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, nil,
+			func(c config.Config) bool { return c.MetricsAddr == "127.0.0.1:0" }},
 		{"readiness interval by default", nil, nil,
 			func(c config.Config) bool { return c.ReadinessInterval == time.Second }},
 		{"readiness interval in the environment", nil, map[string]string{"EVENTSVC_READINESS_INTERVAL": "250ms"},
@@ -77,6 +82,9 @@ func TestParseRejectsNamingTheSetting(t *testing.T) {
 	}{
 		{"bad duration in env", nil, map[string]string{"EVENTSVC_HEARTBEAT": "soon"}, "EVENTSVC_HEARTBEAT (--heartbeat): invalid value"},
 		{"bad address", []string{"--grpc-addr", "nowhere"}, nil, "--grpc-addr"},
+		{"bad metrics address", []string{"--metrics-addr", "nowhere"}, nil, "--metrics-addr"},
+		{"metrics on the HTTP address", []string{"--metrics-addr", "127.0.0.1:8080"}, nil, "--metrics-addr"},
+		{"metrics on the gRPC address", nil, map[string]string{"EVENTSVC_METRICS_ADDR": "127.0.0.1:9090"}, "--metrics-addr"},
 		{"negative body", []string{"--webhook-max-body", "-1"}, nil, "--webhook-max-body"},
 		{"log format", []string{"--log-format", "xml"}, nil, "--log-format"},
 		{"bad bool in env", nil, map[string]string{"EVENTSVC_GRPC_REFLECTION": "maybe"}, "EVENTSVC_GRPC_REFLECTION (--grpc-reflection): invalid value"},
@@ -110,7 +118,7 @@ func TestHelpListsEverySettingWithItsDefault(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR",
+	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-metrics-addr", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR",
 		"-http-read-header-timeout", "-http-read-timeout", "-http-idle-timeout", "-http-write-timeout", "-grpc-max-recv-msg-size", "4194304",
 		"-grpc-max-send-msg-size", "16777216", "-list-default-page-size", "-list-max-page-size", "-shutdown-timeout", "15s"} {
 		if !strings.Contains(out.String(), want) {

@@ -27,6 +27,7 @@ import (
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
+	"github.com/eventsvc/eventsvc/internal/dirlock"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
@@ -60,6 +61,9 @@ type App struct {
 	evlog  *eventlog.Log
 	svc    *stream.Service
 	health *health.Server
+	// dataLock holds the data directory for this process (nil without
+	// one); released after the log closes.
+	dataLock *dirlock.Lock
 	// stopWatches ends the health Watch calls at shutdown; idempotent.
 	stopWatches func()
 
@@ -74,6 +78,11 @@ type App struct {
 	httpLn     net.Listener
 	gwConn     *grpc.ClientConn
 	hook       *webhook.Handler
+
+	// metricsServer serves /metrics on a port of its own (nil: /metrics is
+	// on the HTTP port).
+	metricsServer *http.Server
+	metricsLn     net.Listener
 
 	// stopStreams ends the stream service's Run: every stream ends with
 	// its resume position.
@@ -102,6 +111,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if logger == nil {
 		logger = slog.Default()
 	}
+	checkFileLimit(cfg.Stream.MaxStreams, logger)
 	a := &App{cfg: cfg, log: logger, errc: make(chan error, 4)}
 	defer func() {
 		if err != nil {
@@ -143,6 +153,17 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		a.authn = &authenticator{store: a.auth, tokens: tokens, log: logger}
 	}
 
+	// One process per data directory: a second one would write the same
+	// log and corrupt it. Taken before anything in the directory is opened.
+	if cfg.Log.DataDir != "" {
+		if a.dataLock, err = dirlock.Acquire(cfg.Log.DataDir); err != nil {
+			if errors.Is(err, dirlock.ErrLocked) {
+				return nil, fmt.Errorf("%w: --data-dir: %w", config.ErrInvalid, err)
+			}
+			return nil, err
+		}
+	}
+
 	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
 		URL:           cfg.Log.NATSURL,
 		DataDir:       cfg.Log.DataDir,
@@ -165,6 +186,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	}
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("app: http listener: %w", err)
+	}
+	if cfg.MetricsAddr != "" {
+		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("app: metrics listener: %w", err)
+		}
 	}
 
 	a.svc = stream.New(a.evlog, stream.Options{
@@ -264,11 +290,33 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", a.serveReadyz)
-	mux.Handle("GET /metrics", a.metrics.Handler(logger))
+	if a.metricsLn == nil {
+		mux.Handle("GET /metrics", a.metrics.Handler(logger))
+	} else {
+		// On a port of its own, which can stay internal, /metrics alone:
+		// its series name the clients of the auth file.
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", a.metrics.Handler(logger))
+		// The TLS config is a copy: a server sets HTTP/2 up in its own.
+		a.metricsServer = &http.Server{
+			Handler:           writeDeadlines(metricsMux, cfg.HTTP.WriteTimeout),
+			TLSConfig:         httpTLS.Clone(),
+			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+			ReadTimeout:       cfg.HTTP.ReadTimeout,
+			IdleTimeout:       cfg.HTTP.IdleTimeout,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		a.goServe("metrics", func() error {
+			if httpTLS != nil {
+				return a.metricsServer.ServeTLS(a.metricsLn, "", "")
+			}
+			return a.metricsServer.Serve(a.metricsLn)
+		})
+	}
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
-		Handler:           writeDeadlines(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux), cfg.HTTP.WriteTimeout),
+		Handler:           writeDeadlines(gateway.CheckParameters(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux)), cfg.HTTP.WriteTimeout),
 		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
@@ -288,7 +336,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopReadiness = stopReadiness
 	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
-	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "epoch", a.evlog.Epoch(),
+	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "metrics", a.MetricsAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
 }
@@ -329,6 +377,15 @@ func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 // GRPCAddr is the bound address of the gRPC server.
 func (a *App) GRPCAddr() string { return a.grpcLn.Addr().String() }
 
+// MetricsAddr is the bound address that serves /metrics: the metrics
+// server's, or HTTPAddr when /metrics is on the HTTP port.
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return a.HTTPAddr()
+	}
+	return a.metricsLn.Addr().String()
+}
+
 // Subscribers is the number of live streams (gRPC and REST).
 func (a *App) Subscribers() int { return a.svc.Subscribers() }
 
@@ -339,9 +396,9 @@ func (a *App) Err() <-chan error { return a.errc }
 // Shutdown stops the app in dependency order within ctx: new webhooks get
 // 503 with Retry-After (the HTTP listener stays open meanwhile) while those
 // in flight are stored and answered; then every stream ends with UNAVAILABLE
-// and its resume sequence, the servers stop, and the log closes. Past ctx's
-// deadline whatever is left is stopped at once and the error says what did
-// not finish. It is idempotent.
+// and its resume sequence, the servers stop (the metrics server last), and
+// the log closes. Past ctx's deadline whatever is left is stopped at once
+// and the error says what did not finish. It is idempotent.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
 	return a.shutdownErr
@@ -407,6 +464,13 @@ func (a *App) shutdown(ctx context.Context) error {
 		<-stopped
 		errs = append(errs, fmt.Errorf("app: grpc shutdown: %w", ctx.Err()))
 	}
+	// Metrics last, so that the shutdown itself can be scraped.
+	if a.metricsServer != nil {
+		if err := a.metricsServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: metrics shutdown: %w", err))
+			a.metricsServer.Close()
+		}
+	}
 	a.closeAll()
 	a.log.Info("stopped")
 	return errors.Join(errs...)
@@ -463,10 +527,18 @@ func (a *App) closeAll() {
 	} else if a.httpLn != nil {
 		a.httpLn.Close()
 	}
+	if a.metricsServer != nil {
+		a.metricsServer.Close()
+	} else if a.metricsLn != nil {
+		a.metricsLn.Close()
+	}
 	// The hub and the readiness checks use the log: it closes after them.
 	a.wg.Wait()
 	if a.evlog != nil {
 		a.evlog.Close()
+	}
+	if a.dataLock != nil {
+		a.dataLock.Release()
 	}
 }
 

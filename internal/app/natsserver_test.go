@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,9 @@ var (
 
 // natsServerBinary builds nats-server from the module this repository
 // already depends on (the version pinned in go.mod), once per test run.
+// It is built as the tests are, with the race detector when they have it,
+// so that the build reuses the packages the tests compiled (the embedded
+// server is the same code) instead of compiling them all again.
 func natsServerBinary(t *testing.T) string {
 	t.Helper()
 	natsBinOnce.Do(func() {
@@ -32,7 +36,11 @@ func natsServerBinary(t *testing.T) string {
 			return
 		}
 		natsBin = filepath.Join(dir, "nats-server")
-		out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+		args := []string{"build", "-o", natsBin}
+		if raceEnabled() {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/nats-io/nats-server/v2")...).CombinedOutput()
 		if err != nil {
 			natsBinErr = err
 			natsBin = string(out)
@@ -42,6 +50,19 @@ func natsServerBinary(t *testing.T) string {
 		t.Fatalf("building nats-server: %v\n%s", natsBinErr, natsBin)
 	}
 	return natsBin
+}
+
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
 
 // natsProcess is a real nats-server process with JetStream on a free port.

@@ -25,6 +25,10 @@ type Config struct {
 	HTTPAddr string
 	// GRPCAddr is the listen address of the gRPC server. Default 127.0.0.1:9090.
 	GRPCAddr string
+	// MetricsAddr is the listen address of an HTTP server of its own for
+	// /metrics, which is then not served on HTTPAddr. Default empty: /metrics
+	// is on HTTPAddr. Port 0 picks a free port.
+	MetricsAddr string
 
 	// Webhook configures the Sociocs webhook adapter.
 	Webhook Webhook
@@ -264,6 +268,15 @@ func (c Config) Validate() error {
 	for _, a := range []struct{ name, addr string }{{"http-addr", c.HTTPAddr}, {"grpc-addr", c.GRPCAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return bad(a.name, "%q is not host:port", a.addr)
+		}
+	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		switch {
+		case err != nil:
+			return bad("metrics-addr", "%q is not host:port", c.MetricsAddr)
+		case port != "0" && (c.MetricsAddr == c.HTTPAddr || c.MetricsAddr == c.GRPCAddr):
+			return bad("metrics-addr", "%q is the address of another server: leave --metrics-addr empty to serve /metrics on --http-addr", c.MetricsAddr)
 		}
 	}
 	for _, s := range c.Webhook.Secrets {

@@ -5,7 +5,10 @@
 // JSON uses the proto field names (`channel_key`, as Sociocs does), enums as
 // their names, 64-bit integers as strings (protojson's rule, so that
 // JavaScript loses no precision). Unary errors are a google.rpc.Status object
-// with the HTTP status that grpc-gateway maps from the gRPC code.
+// with the HTTP status that grpc-gateway maps from the gRPC code; a method
+// the API does not serve on a path it serves is 405 with an Allow header.
+// CheckParameters guards the whole REST API against parameters that are not
+// UTF-8.
 //
 // StreamEvents over REST is served here rather than through the gRPC
 // server, sharing the stream service's hub with gRPC: newline-delimited JSON
@@ -24,10 +27,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -57,6 +64,7 @@ type Options struct {
 func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithRoutingErrorHandler(routingError),
 		// Only the authorization header is passed on. grpc-gateway's default
 		// would also turn any Grpc-Metadata-* header into metadata, with
 		// which a client could claim a certificate subject it has not got.
@@ -86,6 +94,39 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 
 // streamPath is StreamEvents's REST path.
 const streamPath = "/v1/events:stream"
+
+// routingError answers a request that matches no route. A path the API
+// serves with other methods is 405 with an Allow header (grpc-gateway's
+// default makes it 501 UNIMPLEMENTED, which says the server lacks a feature
+// rather than that the client chose the wrong method); the body is still a
+// google.rpc.Status. Everything else is grpc-gateway's default.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus != http.StatusMethodNotAllowed {
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+		return
+	}
+	allowed := allowedMethods(pathSegments(r.URL))
+	if len(allowed) == 0 {
+		allowed = []string{http.MethodGet} // every route of the API is a GET
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{
+		HTTPStatus: http.StatusMethodNotAllowed,
+		Err: status.Errorf(codes.Unimplemented, "method %s is not allowed on %s: use %s",
+			r.Method, r.URL.Path, strings.Join(allowed, " or ")),
+	})
+}
+
+// pathSegments returns the segments of u's path, each percent-decoded.
+func pathSegments(u *url.URL) []string {
+	segments := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	for i, s := range segments {
+		if v, err := url.PathUnescape(s); err == nil {
+			segments[i] = v
+		}
+	}
+	return segments
+}
 
 // ClientSubjectMetadata is the metadata key under which the gateway passes
 // on the subject (RFC 2253) of the verified TLS certificate of an HTTP

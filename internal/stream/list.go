@@ -119,12 +119,12 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	// lo..hi: the sequences the time range allows.
 	lo, hi := first, last
 	if !from.IsZero() {
-		if lo, err = s.src.SequenceAt(ctx, from); err != nil {
+		if lo, err = s.src.SequenceAt(ctx, logTime(from)); err != nil {
 			return nil, toStatus(err)
 		}
 	}
 	if !until.IsZero() {
-		end, err := s.src.SequenceAt(ctx, until)
+		end, err := s.src.SequenceAt(ctx, logTime(until))
 		if err != nil {
 			return nil, toStatus(err)
 		}

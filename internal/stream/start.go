@@ -43,7 +43,7 @@ func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRe
 		if err := t.CheckValid(); err != nil {
 			return start{}, status.Errorf(codes.InvalidArgument, "start_time: %v", err)
 		}
-		next, err := s.src.SequenceAt(ctx, t.AsTime())
+		next, err := s.src.SequenceAt(ctx, logTime(t.AsTime()))
 		if err != nil {
 			return start{}, toStatus(err)
 		}

@@ -75,8 +75,9 @@ var (
 // URL ("" if none). received_at is receivedAt; sequence stays 0; raw_json is
 // body itself (not copied: the caller must not modify body afterwards).
 //
-// It fails only when body is not JSON (a *SyntaxError, wrapping ErrNotJSON)
-// or not a JSON object (ErrNotObject). Every other surprise — a field of an
+// It fails only when body is not JSON (a *SyntaxError, wrapping ErrNotJSON),
+// not a JSON object (ErrNotObject), or has an object with a duplicate key
+// (a *DuplicateKeyError, wrapping ErrDuplicateKey). Every other surprise — a field of an
 // unexpected type, an unknown event type or provider, an extra_fields string
 // that is not a JSON object — is recorded in Event.conversion_warnings, naming
 // the JSON path, and the event is still returned.
@@ -85,6 +86,9 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	// is decoded that the event does not need.
 	if !json.Valid(body) || firstByte(body) != '{' {
 		return nil, rejection(body)
+	}
+	if err := checkKeys(body); err != nil {
+		return nil, err
 	}
 	var space [24]member
 	top := members(body[skipSpace(body, 0):], space[:0])

@@ -50,6 +50,9 @@ func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1
 	if top == nil {
 		return nil, fmt.Errorf("%w: it is null", ErrNotObject)
 	}
+	if err := refCheckKeys(body); err != nil {
+		return nil, err
+	}
 	// Protobuf strings must be UTF-8; the URL's key is checked by the
 	// handler, but refConvert takes any caller's.
 	channelKey = strings.ToValidUTF8(channelKey, "\uFFFD")
@@ -102,6 +105,74 @@ func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1
 	ev.Id = refEventID(ev.MessageId, ev.EventCode, status, body)
 	ev.ConversionWarnings = c.warnings
 	return ev, nil
+}
+
+// refCheckKeys finds the first duplicate key of body, valid JSON, with the
+// standard decoder's tokens.
+func refCheckKeys(body []byte) error {
+	type container struct {
+		object    bool
+		expectKey bool
+		keys      map[string]bool
+		lastKey   string
+		index     int
+	}
+	var stack []*container
+	path := func() string {
+		var p string
+		for _, c := range stack[:len(stack)-1] {
+			if c.object {
+				if p != "" {
+					p += "."
+				}
+				p += c.lastKey
+			} else {
+				p += fmt.Sprintf("[%d]", c.index)
+			}
+		}
+		return p
+	}
+	// valueDone records that a value of the innermost container ended.
+	valueDone := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].object {
+				stack[n-1].expectKey = true
+			} else {
+				stack[n-1].index++
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF: the body was valid JSON
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			switch tok {
+			case '{':
+				stack = append(stack, &container{object: true, expectKey: true, keys: map[string]bool{}})
+			case '[':
+				stack = append(stack, &container{})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+		case string:
+			if top := stack[len(stack)-1]; top.expectKey {
+				if top.keys[tok] {
+					return &DuplicateKeyError{Key: tok, Path: path()}
+				}
+				top.keys[tok] = true
+				top.lastKey, top.expectKey = tok, false
+				continue
+			}
+			valueDone()
+		default:
+			valueDone()
+		}
+	}
 }
 
 // refEventID returns the deterministic id of a webhook delivery, so that a retry
@@ -536,6 +607,13 @@ func FuzzConvertMatchesReference(f *testing.F) {
 		`{"message_id":"m","event":"status_update","event_data":{"status":"failed","error":[]}}`,
 		`{"message_id":"m","event":"status_update","event_data":[]}`,
 		`{"event":"message","name":"\xff\xfe","channel_key":"k\xff_1"}`,
+		`{"event":"message","contact":{"name":"a","id":1,"name":"b"}}`,
+		`{"event_data":{"error":[{"code":1},{"code":1,"code":2}]}}`,
+		`{"a":[1,[{"x":0},{"b":{"c":1,"d":{},"c":2}}]],"c":3}`,
+		`{"contact":{"x":{"y":1}},"event":"message","contact":{}}`,
+		`{"name":{"name":{"name":1}},"x":[{"name":1},{"name":2}]}`,
+		"{\"\xff\":1,\"\xfe\":2}", `{"\ufffd":1,"\ufffe":2,"\ufffd":3}`, `{"":1,"":2}`,
+		`{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k3":0}`,
 		`{}`, `[]`, `null`, `"x"`, `1`, `{"a":}`, ``, `{"a":1}x`,
 	} {
 		f.Add([]byte(body), "twlo_1")

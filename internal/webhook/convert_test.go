@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -309,6 +310,55 @@ func TestConvertRejects(t *testing.T) {
 	}
 }
 
+// TestConvertRejectsDuplicateKeys: a key twice in one object, at any depth,
+// is refused, naming the key and the object's path; the same key in
+// different objects is not a duplicate.
+func TestConvertRejectsDuplicateKeys(t *testing.T) {
+	many := `{`
+	for i := range 100 {
+		many += fmt.Sprintf(`"k%d":%d,`, i, i)
+	}
+	tests := []struct {
+		name, body string
+		key, path  string // path "" for the top-level object; key "" when accepted
+	}{
+		{"top level", `{"message_id":"m","text":"a","event":"message","text":"b"}`, "text", ""},
+		{"in contact", `{"event":"message","contact":{"name":"a","id":1,"name":"b"}}`, "name", "contact"},
+		{"escaped spelling", `{"text":"a","te\u0078t":"b"}`, "text", ""},
+		{"in an array element", `{"event_data":{"error":[{"code":1},{"code":1,"code":2}]}}`, "code", "event_data.error[1]"},
+		{"deep", `{"a":[1,[{"x":0},{"b":{"c":1,"d":{},"c":2}}]]}`, "c", "a[1][1].b"},
+		{"after a nested object", `{"contact":{"x":{"y":1}},"event":"message","contact":{}}`, "contact", ""},
+		{"many keys", many + `"k99":0}`, "k99", ""},
+		{"not UTF-8", "{\"\xff\":1,\"\xfe\":2}", "\uFFFD", ""},
+		{"empty key", `{"":1,"a":2,"":3}`, "", ""},
+		{"siblings", `{"contact":{"name":"a"},"event_data":{"name":"a"},"x":[{"name":1},{"name":2}]}`, "-", ""},
+		{"parent and child", `{"name":{"name":{"name":1}}}`, "-", ""},
+		{"many distinct keys", many + `"last":0}`, "-", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Convert([]byte(tt.body), "", received)
+			if tt.key == "-" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var dup *DuplicateKeyError
+			if !errors.As(err, &dup) || !errors.Is(err, ErrDuplicateKey) || dup.Key != tt.key || dup.Path != tt.path {
+				t.Fatalf("err = %#v (%v), want a duplicate %q in %q", err, err, tt.key, tt.path)
+			}
+			where := "the top-level object"
+			if tt.path != "" {
+				where = tt.path
+			}
+			if want := fmt.Sprintf("duplicate key %q in %s", tt.key, where); !strings.Contains(err.Error(), want) {
+				t.Errorf("message %q does not say %q", err, want)
+			}
+		})
+	}
+}
+
 func FuzzConvert(f *testing.F) {
 	for _, name := range []string{"message_twlo.json", "status_sent.json", "status_delivered.json", "status_failed.json", "invalid_seed_example.json"} {
 		f.Add(readSample(f, name), "")
@@ -316,10 +366,13 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(`{"message_id":"m","event":"status_update","event_data":{"status":"failed","error":[{"code":"E1"}]}}`), "twlo_1")
 	f.Add([]byte(`{"event":"message","contact":{"extra_fields":"{\"a\":[1,{}]}","is_blocked":"1","id":1e3}}`), "")
 	f.Add([]byte(`{"text":"\ud800"}`), "x")
+	f.Add([]byte(`{"message_id":"m","event":"message","text":"a","te\u0078t":"b"}`), "")
+	f.Add([]byte(`{"event":"status_update","event_data":{"error":[{"code":1},{"code":1,"code":2}]}}`), "twlo_1")
+	f.Add([]byte(`{"a":[1,[{"x":0},{"b":{"c":1,"d":{},"c":2}}]],"c":3}`), "")
 	f.Fuzz(func(t *testing.T, body []byte, channel string) {
 		ev, err := Convert(body, channel, received)
 		if err != nil {
-			if !errors.Is(err, ErrNotJSON) && !errors.Is(err, ErrNotObject) {
+			if !errors.Is(err, ErrNotJSON) && !errors.Is(err, ErrNotObject) && !errors.Is(err, ErrDuplicateKey) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return

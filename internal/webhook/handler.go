@@ -197,6 +197,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if admitted {
 		defer h.done()
 	}
+	var tracker *readTracker
+	if expectsContinue(r) {
+		tracker = &readTracker{ReadCloser: r.Body}
+		r.Body = tracker
+	}
 	res := Result{}
 	ev, ack, herr := h.serve(r, admitted, &res)
 	res.Duration = time.Since(start)
@@ -215,7 +220,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if !admitted {
 			// The sender's next attempt had better open a new connection,
-			// which a load balancer can send to another instance.
+			// which a load balancer can send to another instance. The
+			// body is still read (briefly: the server is stopping), so
+			// that the answer is not lost to a reset.
+			w.Header().Set("Connection", "close")
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainReadTime))
+		}
+		if !h.discardBody(r, tracker) {
 			w.Header().Set("Connection", "close")
 		}
 		writeJSON(w, herr.status, map[string]any{"error": map[string]string{"code": herr.code, "message": herr.message}})
@@ -301,6 +312,9 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 		if errors.As(err, &syn) {
 			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_json", "%s", syn.Error())
 		}
+		if errors.Is(err, ErrDuplicateKey) {
+			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "duplicate_key", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
+		}
 		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "not_an_object", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
 	}
 	res.EventID = ev.GetId()
@@ -319,6 +333,55 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 			"the event could not be stored; retry shortly")
 	}
 	return ev, ack, nil
+}
+
+// MaxDiscardBytes is how much of a refused body the handler reads and
+// throws away, past --webhook-max-body, before it answers.
+//
+// Many HTTP clients (Python's urllib among them) write the whole body before
+// they read the answer. Were the server to answer and close with their body
+// unread, the kernel would reset the connection, and such a client would
+// see a reset instead of its 413 or 503. Reading the rest first lets the
+// answer through; past this bound the connection is closed instead.
+const MaxDiscardBytes = 16 << 20
+
+// drainReadTime bounds reading the body of a webhook refused because the
+// server is shutting down: the shutdown must not wait on a slow sender.
+const drainReadTime = 2 * time.Second
+
+// discardBody reads what is left of a refused request's body, within
+// MaxDiscardBytes past the limit, and reports whether it all was read, so
+// that the connection can serve another request. tracker is non-nil when
+// the client sent Expect: 100-continue: a body not asked for yet is not
+// sent at all, and the connection is closed rather than reading it.
+func (h *Handler) discardBody(r *http.Request, tracker *readTracker) bool {
+	switch {
+	case r.ContentLength == 0:
+		return true
+	case tracker != nil && !tracker.read:
+		return false
+	case r.ContentLength > h.opts.MaxBodyBytes+MaxDiscardBytes:
+		return false // more than can be read: closing at once wastes less
+	}
+	_, err := io.CopyN(io.Discard, r.Body, MaxDiscardBytes+1)
+	return err == io.EOF
+}
+
+// readTracker records whether a body has been read from, which, for a
+// request with Expect: 100-continue, tells whether the client was asked
+// for it.
+type readTracker struct {
+	io.ReadCloser
+	read bool
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	t.read = true
+	return t.ReadCloser.Read(p)
+}
+
+func expectsContinue(r *http.Request) bool {
+	return r.ProtoAtLeast(1, 1) && strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
 
 func tooLarge(max int64) *httpError {

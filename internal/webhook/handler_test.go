@@ -115,6 +115,7 @@ func TestHandlerRejects(t *testing.T) {
 	good := readSample(t, "status_sent.json")
 	signed := func(b []byte) map[string]string { return map[string]string{SignatureHeader: Sign(b, secret)} }
 	seed := readSample(t, "invalid_seed_example.json")
+	dup := []byte(`{"message_id":"m","event":"message","contact":{"name":"a","name":"b"}}`)
 	tests := []struct {
 		name    string
 		method  string
@@ -137,6 +138,7 @@ func TestHandlerRejects(t *testing.T) {
 		{"not JSON", http.MethodPost, "/webhooks/sociocs", seed, signed(seed), 400, "invalid_json", "line 23, column 3 (byte 609)", OutcomeBadRequest},
 		{"not an object", http.MethodPost, "/webhooks/sociocs", []byte(`[{"event":"message"}]`), signed([]byte(`[{"event":"message"}]`)), 400, "not_an_object", "is not a JSON object: it is an array", OutcomeBadRequest},
 		{"empty", http.MethodPost, "/webhooks/sociocs", []byte{}, signed([]byte{}), 400, "empty_body", "empty", OutcomeBadRequest},
+		{"duplicate key", http.MethodPost, "/webhooks/sociocs", dup, signed(dup), 400, "duplicate_key", `the body has duplicate key "name" in contact`, OutcomeBadRequest},
 		{"bad channel key", http.MethodPost, "/webhooks/sociocs/a%20b", good, signed(good), 400, "invalid_channel_key", "not printable ASCII", OutcomeBadRequest},
 	}
 	for _, tt := range tests {

@@ -19,8 +19,8 @@ type member struct{ key, val []byte }
 // object is the members of a JSON object, in order.
 type object []member
 
-// get returns the value of the member named key, or nil when there is none;
-// of duplicates, the last one, as the standard decoder does.
+// get returns the value of the member named key, or nil when there is none.
+// Convert refuses a body with duplicate keys, so there is at most one.
 func (o object) get(key string) json.RawMessage {
 	for i := len(o) - 1; i >= 0; i-- {
 		if string(o[i].key) == key {

@@ -1,0 +1,92 @@
+package app_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// restStatus is a google.rpc.Status as the REST API writes it.
+type restStatus struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (s *server) do(t *testing.T, method, path string) (*http.Response, restStatus, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var st restStatus
+	json.Unmarshal(b, &st)
+	return resp, st, b
+}
+
+// TestRESTParametersMustBeUTF8: a parameter that is not UTF-8 once
+// percent-decoded, in the query or the path, is 400 INVALID_ARGUMENT
+// naming it, on every REST path (it was a 500).
+func TestRESTParametersMustBeUTF8(t *testing.T) {
+	s := start(t, testConfig(t))
+	tests := []struct{ path, name string }{
+		{"/v1/events?channel_keys=%ff", "channel_keys"},
+		{"/v1/events?channel_keys=twlo_1&channel_keys=tw%C3lo", "channel_keys"},
+		{"/v1/events?page_token=%ff%fe", "page_token"},
+		{"/v1/events:stream?after_sequence=1&epoch=%ff", "epoch"},
+		{"/v1/events:stream?channel_keys=%80", "channel_keys"},
+		{"/v1/events/by-id/%ff%fe", "id"},
+		{"/v1/events/%ff", "sequence"},
+		{"/v1/events?%ff=1", "query parameter name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, st, b := s.do(t, http.MethodGet, tt.path)
+			if resp.StatusCode != http.StatusBadRequest || st.Code != 3 || !strings.Contains(st.Message, tt.name) || !strings.Contains(st.Message, "UTF-8") {
+				t.Fatalf("GET %s: %d %s; want 400 with code 3 naming %s", tt.path, resp.StatusCode, b, tt.name)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("content type %q", ct)
+			}
+		})
+	}
+	// UTF-8, percent-encoded, is a parameter like any other.
+	for _, path := range []string{"/v1/events?channel_keys=tw%C3%A9lo_1", "/v1/events/by-id/%C3%A9"} {
+		resp, _, b := s.do(t, http.MethodGet, path)
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestRESTWrongMethod: a method the API does not serve on one of its paths
+// is 405 with an Allow header and a google.rpc.Status body (it was 501).
+func TestRESTWrongMethod(t *testing.T) {
+	s := start(t, testConfig(t))
+	for _, tt := range []struct{ method, path string }{
+		{http.MethodDelete, "/v1/events"},
+		{http.MethodPost, "/v1/events"},
+		{http.MethodPut, "/v1/events/1"},
+		{http.MethodDelete, "/v1/events/by-id/ev_1"},
+		{http.MethodPost, "/v1/events:stream"},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			resp, st, b := s.do(t, tt.method, tt.path)
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" || st.Code == 0 || !strings.Contains(st.Message, tt.method) {
+				t.Fatalf("%s %s: %d (Allow %q) %s; want 405, Allow: GET and a Status naming the method",
+					tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"), b)
+			}
+		})
+	}
+	// A path the API does not serve at all is still 404.
+	if resp, st, b := s.do(t, http.MethodDelete, "/v1/nothing"); resp.StatusCode != http.StatusNotFound || st.Code != 5 {
+		t.Fatalf("DELETE /v1/nothing: %d %s, want 404", resp.StatusCode, b)
+	}
+}
