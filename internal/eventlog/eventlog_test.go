@@ -136,9 +136,9 @@ func TestReadFiltersAndBounds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	collect := func(subjects []string, from, to uint64) []uint64 {
+	collect := func(f *filter.Filter, from, to uint64) []uint64 {
 		var seqs []uint64
-		if err := l.Read(ctx, subjects, from, to, func(r *record.Record) error {
+		if err := l.Read(ctx, f, from, to, func(r *record.Record) error {
 			seqs = append(seqs, r.Sequence)
 			return nil
 		}); err != nil {
@@ -152,19 +152,19 @@ func TestReadFiltersAndBounds(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		subjects []string
+		filter   *filter.Filter
 		from, to uint64
 		want     []uint64
 	}{
 		{"all", nil, 0, 0, seq(1, 20)},
 		{"range", nil, 5, 7, []uint64{5, 6, 7}},
 		{"past the end", nil, 21, 0, nil},
-		{"filtered", f.Subjects(l.SubjectPrefix()), 1, 0, []uint64{4, 10, 16}},
-		{"filtered bounded", f.Subjects(l.SubjectPrefix()), 5, 15, []uint64{10}},
+		{"filtered", &f, 1, 0, []uint64{4, 10, 16}},
+		{"filtered bounded", &f, 5, 15, []uint64{10}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := collect(tt.subjects, tt.from, tt.to); !cmp.Equal(got, tt.want) {
+			if got := collect(tt.filter, tt.from, tt.to); !cmp.Equal(got, tt.want) {
 				t.Fatalf("read %v, want %v", got, tt.want)
 			}
 		})

@@ -1,0 +1,297 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsvc/eventsvc/internal/eventlog/idindex"
+)
+
+// The follower keeps the id index: it reads every event's headers from the
+// stream in order, from where the index stands, and adds (id, sequence) to
+// it. Each process follows on its own, so its index covers the events any
+// process stored; the index is on disk, so its memory does not grow with the
+// log.
+const (
+	// indexSyncEvery is how often the index is made durable. After a crash
+	// the follower resumes from the last sync, re-reading what came after.
+	indexSyncEvery = time.Second
+	// indexExpireEvery is how often segments of expired events are deleted.
+	indexExpireEvery = 10 * time.Second
+	// followRetry is the pause before following again after a failure.
+	followRetry = time.Second
+	// followBatch is how many headers the follower asks for at a time.
+	followBatch = 1024
+	// catchUpLogAt is the backlog from which catching up is logged.
+	catchUpLogAt = 10_000
+)
+
+func (l *Log) openIndex(events uint64) error {
+	dir := filepath.Join(l.cfg.DataDir, "idindex", l.cfg.StreamName)
+	idx, reason, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.epoch})
+	if err != nil {
+		return fmt.Errorf("eventlog: event id index: %w", err)
+	}
+	l.idx = idx
+	if reason != "" && events > 0 {
+		l.log.Info("building the event id index from the log", "dir", dir, "why", reason, "events", events)
+	}
+	return nil
+}
+
+func (l *Log) startFollower() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopFollower = cancel
+	l.followerDone = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { l.follow(ctx) })
+	wg.Go(func() { l.maintainIndex(ctx) })
+	go func() { wg.Wait(); close(l.followerDone) }()
+}
+
+// closeIndex closes the index once the follower has stopped; a consumer's
+// callback still running sees idxClosed.
+func (l *Log) closeIndex() {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	l.idxClosed = true
+	if err := l.idx.Close(); err != nil {
+		l.log.Warn("closing the event id index", "err", err)
+	}
+}
+
+// follow keeps the index current until ctx ends, following again after each
+// failure (a lost connection, a full disk) from where the index stands.
+func (l *Log) follow(ctx context.Context) {
+	for {
+		err := l.followOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("following the log for the event id index failed; retrying", "err", err, "indexed_to", l.idx.Applied())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(followRetry):
+		}
+	}
+}
+
+// maintainIndex syncs the index every second and drops segments of expired
+// events every few seconds.
+func (l *Log) maintainIndex(ctx context.Context) {
+	tick := time.NewTicker(indexSyncEvery)
+	defer tick.Stop()
+	lastExpire := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		l.fmu.Lock()
+		var err error
+		if !l.idxClosed {
+			err = l.idx.Sync()
+		}
+		l.fmu.Unlock()
+		if err != nil {
+			l.log.Error("syncing the event id index", "err", err)
+		}
+		if time.Since(lastExpire) < indexExpireEvery {
+			continue
+		}
+		lastExpire = time.Now()
+		first, _, err := l.Bounds(ctx)
+		if err != nil {
+			continue
+		}
+		if legacy := l.legacyLast.Load(); legacy != 0 && first > legacy && l.legacyLast.CompareAndSwap(legacy, 0) {
+			l.log.Info("the last event stored in the old subject layout has expired from the log", "last_old_layout_sequence", legacy)
+		}
+		l.fmu.Lock()
+		var n int
+		if !l.idxClosed {
+			n, err = l.idx.Expire(first)
+		}
+		l.fmu.Unlock()
+		if err != nil {
+			l.log.Error("dropping expired segments of the event id index", "err", err)
+		} else if n > 0 {
+			l.log.Debug("dropped expired segments of the event id index", "segments", n, "first_sequence", first)
+		}
+	}
+}
+
+func (l *Log) followOnce(ctx context.Context) error {
+	st, err := l.State(ctx)
+	if err != nil {
+		return err
+	}
+	l.fmu.Lock()
+	applied := l.idx.Applied()
+	switch {
+	case applied > st.Last:
+		// The log lost its tail (a power failure before NATS synced it):
+		// index again what it now holds there. The stale entries above are
+		// harmless: lookups check ids.
+		l.log.Warn("the event id index is ahead of the log; indexing again from the log's end", "indexed_to", applied, "last_sequence", st.Last)
+		l.idx.Rewind(st.Last)
+	case applied+1 < st.First:
+		l.idx.Skip(st.First - 1) // expired while we were away
+	}
+	start := l.idx.Applied() + 1
+	l.fmu.Unlock()
+	l.indexed.signal()
+
+	catchUpTo := uint64(0)
+	if st.Last >= start+catchUpLogAt {
+		catchUpTo = st.Last
+		l.log.Info("indexing event ids", "from_sequence", start, "to_sequence", st.Last)
+	}
+	began := time.Now()
+
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   start,
+		// The id is in the Nats-Msg-Id header: the events' bodies need not
+		// travel.
+		HeadersOnly: true,
+	})
+	if err != nil {
+		return unavailable("follow the log", err)
+	}
+	fctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if fctx.Err() != nil {
+			return
+		}
+		seq, err := l.indexMsg(m)
+		if err != nil {
+			stop(err)
+			return
+		}
+		if catchUpTo != 0 && seq >= catchUpTo {
+			catchUpTo = 0
+			l.log.Info("the event id index has caught up with the log", "sequence", seq, "took", time.Since(began).Round(time.Millisecond))
+		}
+	}, jetstream.PullMaxMessages(followBatch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if !errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, jetstream.ErrConsumerDeleted) {
+			l.log.Debug("following the log", "err", err)
+		}
+	}))
+	if err != nil {
+		return unavailable("follow the log", err)
+	}
+	defer cc.Stop()
+	select {
+	case <-fctx.Done():
+		if err := context.Cause(fctx); !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return ctx.Err()
+	case <-cc.Closed():
+		return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
+	}
+}
+
+// indexMsg adds one message (headers only) to the index and returns its
+// sequence.
+func (l *Log) indexMsg(m jetstream.Msg) (uint64, error) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0, fmt.Errorf("eventlog: message metadata: %w", err)
+	}
+	seq := meta.Sequence.Stream
+	subj := m.Subject()
+	if strings.Count(subj, ".") == numLegacyToken-1 && l.legacyLast.Load() < seq {
+		// Stored in the old layout after start-up: a process of an older
+		// version writes to this stream.
+		l.legacyLast.Store(seq)
+	}
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	l.fmu.Lock()
+	switch {
+	case l.idxClosed:
+	case seq <= l.idx.Applied():
+		// Already indexed (the consumer was recreated).
+	case id == "":
+		// Not one of our events; nothing to find it by.
+		l.idx.Skip(seq)
+	default:
+		err = l.idx.Add(id, seq)
+	}
+	l.fmu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	l.indexed.signal()
+	return seq, nil
+}
+
+// IndexedTo returns the sequence up to which every event is in the id index.
+func (l *Log) IndexedTo() uint64 { return l.idx.Applied() }
+
+// IndexStats describes the id index on disk.
+func (l *Log) IndexStats() idindex.Stats { return l.idx.Stats() }
+
+// watermark lets lookups wait for the index to reach a sequence.
+type watermark struct {
+	waiters atomic.Int32
+	mu      sync.Mutex    // protects ch
+	ch      chan struct{} // closed, and replaced, when the index moves on
+}
+
+// signal wakes the waiters, if any: the index moved on.
+func (w *watermark) signal() {
+	if w.waiters.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+	w.mu.Unlock()
+}
+
+// wait waits until the log's index holds every event up to seq, for at most
+// d, and reports whether it does.
+func (l *Log) waitIndexed(ctx context.Context, seq uint64, d time.Duration) bool {
+	return l.indexed.wait(ctx, func() bool { return l.idx.Applied() >= seq }, d)
+}
+
+func (w *watermark) wait(ctx context.Context, reached func() bool, d time.Duration) bool {
+	w.waiters.Add(1)
+	defer w.waiters.Add(-1)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		w.mu.Lock()
+		if w.ch == nil {
+			w.ch = make(chan struct{})
+		}
+		ch := w.ch
+		w.mu.Unlock()
+		// Checked after taking the channel: a signal in between closes it.
+		if reached() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
