@@ -92,6 +92,10 @@ type Config struct {
 	// Logger receives connection events and the embedded server's warnings.
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// noFollower leaves the id index as it is found (tests of a lagging
+	// index).
+	noFollower bool
 }
 
 func (c *Config) fillDefaults() {
@@ -219,7 +223,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil,
 		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.epoch,
 		"id_index_at", l.idx.Applied())
-	l.startFollower()
+	if !cfg.noFollower {
+		l.startFollower()
+	}
 	return l, nil
 }
 
