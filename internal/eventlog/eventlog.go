@@ -15,7 +15,9 @@
 package eventlog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,7 +143,9 @@ type Log struct {
 	// legacyLast is the sequence of the newest event known to be stored in
 	// the old subject layout, 0 if none: reads from at most it also select
 	// that layout.
-	legacyLast   atomic.Uint64
+	legacyLast atomic.Uint64
+	// expectStream is the Nats-Expected-Stream header of every publish.
+	expectStream []string
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
 
@@ -152,7 +156,7 @@ type Log struct {
 // the stream. The returned Log must be closed.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.fillDefaults()
-	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog")}
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"), expectStream: []string{cfg.StreamName}}
 	opts := []nats.Option{
 		nats.Name("eventsvc"),
 		nats.MaxReconnects(-1),
@@ -341,9 +345,14 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 	if ev.GetId() == "" {
 		return Ack{}, fmt.Errorf("%w: no id", ErrInvalidEvent)
 	}
-	data, err := proto.Marshal(ev)
+	bp := marshalBufs.Get().(*[]byte)
+	defer marshalBufs.Put(bp)
+	data, err := proto.MarshalOptions{}.MarshalAppend((*bp)[:0], ev)
 	if err != nil {
 		return Ack{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	if cap(data) <= maxPooledBuf {
+		*bp = data // nats.go copies what it sends: the buffer is free again on return
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -351,14 +360,104 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 		defer cancel()
 	}
 	key := filter.KeyOf(ev)
-	ack, err := l.js.Publish(ctx, subject(l.cfg.SubjectPrefix, &key), data, jetstream.WithMsgID(ev.GetId()), jetstream.WithExpectStream(l.cfg.StreamName))
+	msg := &nats.Msg{
+		Subject: subject(l.cfg.SubjectPrefix, &key),
+		Data:    data,
+		Header: nats.Header{
+			jetstream.MsgIDHeader:          []string{ev.GetId()},
+			jetstream.ExpectedStreamHeader: l.expectStream,
+		},
+	}
+	resp, err := l.nc.RequestMsgWithContext(ctx, msg)
+	// No responders: the stream has no leader for a moment (an election in
+	// a cluster); jetstream.Publish retries the same way.
+	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < publishRetries; retry++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(publishRetryWait):
+		}
+		resp, err = l.nc.RequestMsgWithContext(ctx, msg)
+	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
 	}
 	if err != nil {
 		return Ack{}, unavailable("store event", err)
 	}
-	return Ack{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	ack, err := parsePubAck(resp.Data)
+	if err != nil {
+		return Ack{}, unavailable("store event", err)
+	}
+	return ack, nil
+}
+
+// Publishing retries a request that found no responders this many times,
+// this long apart (as jetstream.Publish does by default).
+const (
+	publishRetries   = 2
+	publishRetryWait = 250 * time.Millisecond
+)
+
+// marshalBufs holds encoding buffers of events, so that an event's bytes are
+// not garbage once published; buffers over maxPooledBuf are not kept.
+var marshalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+// jsonTrue reports whether the member named key (quotes included) of the
+// JSON object b is true.
+func jsonTrue(b []byte, key string) bool {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(b[i+len(key):], " \t")
+	if len(rest) == 0 || rest[0] != ':' {
+		return false
+	}
+	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("true"))
+}
+
+// parsePubAck reads JetStream's answer to a publish:
+// {"stream":"EVENTS","seq":7} with ,"duplicate": true for a duplicate, or
+// {"error":{"code":…,"description":…}}. The usual answers are scanned
+// without encoding/json, which costs more than the rest of the parsing; any
+// other shape is decoded in full.
+func parsePubAck(b []byte) (Ack, error) {
+	if !bytes.Contains(b, []byte(`"error"`)) {
+		if i := bytes.Index(b, []byte(`"seq":`)); i >= 0 {
+			var ack Ack
+			rest := b[i+len(`"seq":`):]
+			n := 0
+			for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+				ack.Sequence = ack.Sequence*10 + uint64(rest[n]-'0')
+				n++
+			}
+			if n > 0 && n <= 19 && ack.Sequence > 0 {
+				ack.Duplicate = jsonTrue(b, `"duplicate"`)
+				return ack, nil
+			}
+		}
+	}
+	var full struct {
+		Seq       uint64 `json:"seq"`
+		Duplicate bool   `json:"duplicate"`
+		Error     *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &full); err != nil {
+		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
+	}
+	if full.Error != nil {
+		return Ack{}, fmt.Errorf("eventlog: the server refused the event: %s (%d/%d)", full.Error.Description, full.Error.Code, full.Error.ErrCode)
+	}
+	if full.Seq == 0 {
+		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
+	}
+	return Ack{Sequence: full.Seq, Duplicate: full.Duplicate}, nil
 }
 
 // State is a snapshot of the log's extent.

@@ -191,3 +191,25 @@ func FuzzParseSubject(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePubAck(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    Ack
+		wantErr bool
+	}{
+		{`{"stream":"EVENTS","seq":7}`, Ack{Sequence: 7}, false},
+		{`{"stream":"EVENTS","seq":3,"duplicate": true}`, Ack{Sequence: 3, Duplicate: true}, false},
+		{`{"stream":"EVENTS","seq":3,"duplicate":false}`, Ack{Sequence: 3}, false},
+		{`{"stream":"EVENTS","seq":18446744073709551615,"duplicate":true}`, Ack{Sequence: 18446744073709551615, Duplicate: true}, false},
+		{`{"stream":"EVENTS", "seq": 9, "duplicate": true}`, Ack{Sequence: 9, Duplicate: true}, false},
+		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EVENTS","seq":0}`, Ack{}, true},
+		{`{"stream":"EVENTS"}`, Ack{}, true},
+		{`not json`, Ack{}, true},
+	} {
+		got, err := parsePubAck([]byte(tt.in))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("parsePubAck(%s) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
