@@ -8,7 +8,9 @@
 // and none of it counts as the process's memory. Entries are added in log
 // order; a segment covers the sequences from its first to the next segment's
 // first, and once it is filled to maxLoad a new one, twice as large up to a
-// bound, takes over. When the log's oldest events expire, whole segments are
+// bound, takes over. New entries wait in memory (at most maxPending of them,
+// found by lookups like the rest) and are written in batches, in slot order,
+// a page at a time: a few system calls per page instead of two per entry. When the log's oldest events expire, whole segments are
 // deleted: the index never needs compacting. A state file says which segments
 // exist and up to which sequence every event is indexed (Applied); it is
 // written only after the segments are synced, so that after a crash the index
@@ -55,6 +57,10 @@ const (
 	// maxLoad is the fill at which a segment is sealed: at 0.7 a probe for a
 	// missing id reads ~6 slots on average, within one window.
 	maxLoadNum, maxLoadDen = 7, 10
+	// maxPending bounds the entries waiting in memory (~40 bytes each).
+	maxPending = 16384
+	// pageSlots is how many slots a batched write reads and writes at once.
+	pageSlots = 4096 / slotSize
 )
 
 var magic = [8]byte{'E', 'V', 'I', 'D', 'X', 0, 0, formatVersion}
@@ -98,10 +104,21 @@ type Index struct {
 	mu   sync.RWMutex
 	segs []*segment
 
+	// pmu protects pending, the entries not written to a segment yet, by
+	// hash (pendList has them in log order), which lookups read.
+	pmu      sync.RWMutex
+	pending  map[uint64]uint64
+	pendList []entry
+
 	applied atomic.Uint64
-	dirty   bool // entries added since the last Sync
-	buf     [window * slotSize]byte
+	// flushedTo is the Applied of the last Sync: what the state file may
+	// claim while entries after it are not yet written.
+	flushedTo uint64
+	dirty     bool // entries added since the last Sync
+	buf       [window * slotSize]byte
 }
+
+type entry struct{ h, seq uint64 }
 
 // Open opens the index in dir for the log id, creating the directory. It
 // returns a fresh, empty index (and says why in reason) when there is none,
@@ -120,7 +137,7 @@ func Open(dir string, id Identity) (x *Index, reason string, err error) {
 		lock.Close()
 		return nil, "", fmt.Errorf("%w (%s): give each instance a --data-dir of its own", ErrLocked, dir)
 	}
-	x = &Index{dir: dir, id: id, lock: lock}
+	x = &Index{dir: dir, id: id, lock: lock, pending: make(map[uint64]uint64)}
 	reason, err = x.load()
 	if err != nil {
 		reason = err.Error()
@@ -174,6 +191,7 @@ func (x *Index) load() (reason string, err error) {
 		x.segs = append(x.segs, s)
 	}
 	x.applied.Store(st.Applied)
+	x.flushedTo = st.Applied
 	x.removeStrays()
 	return "", nil
 }
@@ -194,6 +212,7 @@ func (x *Index) reset() error {
 	}
 	x.segs = []*segment{s}
 	x.applied.Store(0)
+	x.flushedTo = 0
 	x.dirty = true
 	return x.Sync()
 }
@@ -276,26 +295,132 @@ func Hash(id string) uint64 {
 func (x *Index) Applied() uint64 { return x.applied.Load() }
 
 // Add indexes the event with id stored at seq, which must be greater than
-// Applied, and makes Applied seq. Only one goroutine may call Add, Skip,
-// Expire and Sync.
+// Applied, and makes Applied seq. The entry is found by lookups at once; it
+// reaches the files with the next batch, and is durable after Sync. Only one
+// goroutine may call Add, Skip, Rewind, Expire and Sync.
 func (x *Index) Add(id string, seq uint64) error {
-	s := x.segs[len(x.segs)-1]
-	if s.Count*maxLoadDen >= (s.mask+1)*maxLoadNum {
-		var err error
-		if s, err = x.seal(seq); err != nil {
+	h := Hash(id)
+	x.pmu.RLock()
+	_, clash := x.pending[h]
+	x.pmu.RUnlock()
+	if clash || len(x.pendList) >= maxPending {
+		// One pending entry per hash keeps the map simple; a clash (the same
+		// id again, or a collision) is rare.
+		if err := x.flush(); err != nil {
 			return err
 		}
 	}
-	added, err := x.insert(s, Hash(id), seq)
-	if err != nil {
-		return err
-	}
-	if added {
-		s.Count++
-	}
+	x.pmu.Lock()
+	x.pending[h] = seq
+	x.pendList = append(x.pendList, entry{h, seq})
+	x.pmu.Unlock()
 	x.dirty = true
 	x.applied.Store(seq)
 	return nil
+}
+
+// flush writes the pending entries to the segments, sealing the newest and
+// starting another as it fills up.
+func (x *Index) flush() error {
+	list := x.pendList
+	for len(list) > 0 {
+		s := x.segs[len(x.segs)-1]
+		room := int64((s.mask+1)*maxLoadNum/maxLoadDen) - int64(s.Count)
+		if room <= 0 {
+			var err error
+			if s, err = x.seal(list[0].seq); err != nil {
+				return err
+			}
+			continue
+		}
+		n := int(min(room, int64(len(list))))
+		batch := slices.Clone(list[:n])
+		added, err := x.insertBatch(s, batch)
+		s.Count += added
+		if err != nil {
+			return err
+		}
+		list = list[n:]
+	}
+	x.pmu.Lock()
+	clear(x.pending)
+	x.pendList = x.pendList[:0]
+	x.pmu.Unlock()
+	return nil
+}
+
+// insertBatch inserts es into s in the order of their home slots, so that
+// the probes move forward through the file: each page is read once and
+// written back once, whatever the number of its entries. An identical entry
+// already there (re-added after a crash) is left as it is.
+func (x *Index) insertBatch(s *segment, es []entry) (added uint64, err error) {
+	slices.SortFunc(es, func(a, b entry) int { return cmpU64(a.h&s.mask, b.h&s.mask) })
+	nslots := s.mask + 1
+	var buf []byte        // slots [start, end) of the file, as read
+	var start, end uint64 // in slots
+	dirty := false
+	writeBack := func() error {
+		if dirty {
+			if _, err := s.f.WriteAt(buf, headerSize+int64(start)*slotSize); err != nil {
+				return fmt.Errorf("idindex: %w", err)
+			}
+		}
+		dirty, buf, start, end = false, buf[:0], 0, 0
+		return nil
+	}
+	extend := func() error { // read one more page after end
+		to := min(end+pageSlots-(end%pageSlots), nslots)
+		buf = append(buf, make([]byte, (to-end)*slotSize)...)
+		if _, err := s.f.ReadAt(buf[(end-start)*slotSize:], headerSize+int64(end)*slotSize); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("idindex: %w", err)
+		}
+		end = to
+		return nil
+	}
+	for _, e := range es {
+		home := e.h & s.mask
+		if home < start || home >= end {
+			if err := writeBack(); err != nil {
+				return added, err
+			}
+			start, end = home-home%pageSlots, home-home%pageSlots
+		}
+		for pos := home; ; pos++ {
+			if pos == nslots {
+				// The probe wraps around to the start of the file: write
+				// what the buffer holds and insert this one directly.
+				if err := writeBack(); err != nil {
+					return added, err
+				}
+				ok, err := x.insert(s, e.h, e.seq)
+				if err != nil {
+					return added, err
+				}
+				if ok {
+					added++
+				}
+				break
+			}
+			if pos >= end {
+				if err := extend(); err != nil {
+					return added, err
+				}
+			}
+			slot := buf[(pos-start)*slotSize:]
+			sh := binary.LittleEndian.Uint64(slot)
+			if sh == e.h && binary.LittleEndian.Uint64(slot[8:]) == e.seq {
+				break
+			}
+			if sh == 0 {
+				binary.LittleEndian.PutUint64(slot, e.h)
+				binary.LittleEndian.PutUint64(slot[8:], e.seq)
+				dirty = true
+				added++
+				break
+			}
+		}
+	}
+	return added, writeBack()
 }
 
 // Skip makes Applied seq without an entry: nothing with a sequence up to seq
@@ -312,6 +437,7 @@ func (x *Index) Skip(seq uint64) {
 // The entries already there stay; lookups find them stale.
 func (x *Index) Rewind(seq uint64) {
 	if seq < x.applied.Load() {
+		x.flush() // written or not, pending entries are harmless like the others
 		x.applied.Store(seq)
 		x.dirty = true
 	}
@@ -333,7 +459,9 @@ func (x *Index) seal(first uint64) (*segment, error) {
 	x.segs = append(x.segs, s)
 	x.mu.Unlock()
 	x.dirty = true
-	return s, x.Sync()
+	// The state lists the new segment; Applied in it may run ahead of what
+	// is written only after a flush completes (see Sync).
+	return s, x.writeState(x.flushedTo)
 }
 
 // insert puts (h, seq) in the first empty slot from h's position; an
@@ -371,9 +499,14 @@ func (x *Index) insert(s *segment, h, seq uint64) (added bool, err error) {
 // are candidates: the caller must check that the event at each has the id.
 func (x *Index) Lookup(id string) ([]uint64, error) {
 	h := Hash(id)
+	var out []uint64
+	x.pmu.RLock()
+	if seq, ok := x.pending[h]; ok {
+		out = append(out, seq)
+	}
+	x.pmu.RUnlock()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var out []uint64
 	buf := make([]byte, window*slotSize)
 	for i := len(x.segs) - 1; i >= 0; i-- {
 		s := x.segs[i]
@@ -439,20 +572,35 @@ func (x *Index) Expire(first uint64) (int, error) {
 	return n, nil
 }
 
-// Sync makes what was added durable: it syncs the segment files, then
-// records Applied in the state file. A no-op when nothing changed.
+// Sync makes what was added durable: it writes the pending entries, syncs
+// the segment files, then records Applied in the state file. A no-op when
+// nothing changed.
 func (x *Index) Sync() error {
 	if !x.dirty {
 		return nil
 	}
-	st := state{Version: formatVersion, Identity: x.id, Applied: x.applied.Load()}
-	for _, s := range x.segs {
-		st.Segments = append(st.Segments, s.segMeta)
+	applied := x.applied.Load()
+	if err := x.flush(); err != nil {
+		return err
 	}
 	// Only the newest segment takes writes; the others were synced when
 	// sealed.
 	if err := x.segs[len(x.segs)-1].f.Sync(); err != nil {
 		return fmt.Errorf("idindex: %w", err)
+	}
+	if err := x.writeState(applied); err != nil {
+		return err
+	}
+	x.flushedTo = applied
+	x.dirty = false
+	return nil
+}
+
+// writeState records the segments and applied in the state file, atomically.
+func (x *Index) writeState(applied uint64) error {
+	st := state{Version: formatVersion, Identity: x.id, Applied: applied}
+	for _, s := range x.segs {
+		st.Segments = append(st.Segments, s.segMeta)
 	}
 	b, _ := json.Marshal(st)
 	tmp := x.statePath() + ".tmp"
@@ -473,7 +621,6 @@ func (x *Index) Sync() error {
 	if err != nil {
 		return fmt.Errorf("idindex: %w", err)
 	}
-	x.dirty = false
 	return nil
 }
 
@@ -490,6 +637,9 @@ func (x *Index) Stats() Stats {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	st := Stats{Segments: len(x.segs)}
+	x.pmu.RLock()
+	st.Entries = uint64(len(x.pendList))
+	x.pmu.RUnlock()
 	for _, s := range x.segs {
 		st.Entries += s.Count
 		if fi, err := s.f.Stat(); err == nil {

@@ -83,6 +83,9 @@ func TestAddLookupReopen(t *testing.T) {
 	if err := x2.Add(fmt.Sprintf("ev_%d", n), n+2); err != nil {
 		t.Fatal(err)
 	}
+	if err := x2.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	if got := x2.Stats().Entries; got != before+1 {
 		t.Fatalf("entries %d after adding one twice, want %d", got, before+1)
 	}
@@ -102,6 +105,34 @@ func TestAddLookupReopen(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "seg-*.idx"))
 	if len(files) != x2.Stats().Segments {
 		t.Fatalf("%d segment files for %d segments", len(files), x2.Stats().Segments)
+	}
+}
+
+// TestCrashBeforeSync: what was added after the last Sync is not claimed by
+// the state file, so a process that dies is followed again from there.
+func TestCrashBeforeSync(t *testing.T) {
+	dir := t.TempDir()
+	x, _ := open(t, dir, testID)
+	for i := 1; i <= 100; i++ {
+		x.Add(fmt.Sprintf("ev_%d", i), uint64(i))
+	}
+	if err := x.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 101; i <= 200; i++ {
+		x.Add(fmt.Sprintf("ev_%d", i), uint64(i))
+	}
+	if got := lookup(t, x, "ev_150"); !slices.Equal(got, []uint64{150}) {
+		t.Fatalf("pending entry: Lookup = %v", got)
+	}
+	// A crash: the files are left as they are, without Close.
+	x.lock.Close()
+	x2, reason := open(t, dir, testID)
+	if reason != "" || x2.Applied() != 100 {
+		t.Fatalf("after a crash: reason %q, applied %d; want the last sync's 100", reason, x2.Applied())
+	}
+	if got := lookup(t, x2, "ev_50"); !slices.Equal(got, []uint64{50}) {
+		t.Fatalf("synced entry after a crash: Lookup = %v", got)
 	}
 }
 
