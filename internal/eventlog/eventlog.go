@@ -74,7 +74,7 @@ type Config struct {
 	MaxBytes int64
 	// DedupeWindow is how long an event id is remembered so that a retried
 	// webhook is stored once. Default 1 h. The server keeps every id of the
-	// window in memory (roughly 100 bytes each).
+	// window in memory (roughly 200 bytes each).
 	DedupeWindow time.Duration
 	// Replicas is the stream's replication factor (cluster only). Default 1.
 	Replicas int
