@@ -144,6 +144,14 @@ type Log struct {
 	// the old subject layout, 0 if none: reads from at most it also select
 	// that layout.
 	legacyLast atomic.Uint64
+	// tailFed carries what Tail reads to the follower, which then need
+	// not read it again (see follow.go); tailDropped says some did not fit.
+	tailFed     chan fedEntry
+	tailDropped atomic.Bool
+	// kick wakes a follower that stands by (a lookup needs the index).
+	kick chan struct{}
+	// standingBy reports that the follower relies on Tail alone.
+	standingBy atomic.Bool
 	// expectStream is the Nats-Expected-Stream header of every publish.
 	expectStream []string
 	stopFollower context.CancelFunc
@@ -156,7 +164,8 @@ type Log struct {
 // the stream. The returned Log must be closed.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.fillDefaults()
-	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"), expectStream: []string{cfg.StreamName}}
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"), expectStream: []string{cfg.StreamName},
+		tailFed: make(chan fedEntry, tailFedLen), kick: make(chan struct{}, 1)}
 	opts := []nats.Option{
 		nats.Name("eventsvc"),
 		nats.MaxReconnects(-1),
@@ -533,6 +542,7 @@ func (l *Log) GetByID(ctx context.Context, id string) (*record.Record, error) {
 		if applied >= last {
 			return nil, fmt.Errorf("%w: id %q", ErrNotFound, id)
 		}
+		l.kickFollower()
 		if attempt > 0 || !l.waitIndexed(ctx, last, l.cfg.IndexWait) {
 			break
 		}
@@ -713,6 +723,7 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 			l.log.Error("skipping unreadable event in the log", "subject", m.Subject(), "err", err)
 			return
 		}
+		l.feedIndex(rec)
 		fn(rec)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsvc/eventsvc/internal/eventlog/idindex"
+	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 // The follower keeps the id index: it reads every event's headers from the
@@ -20,7 +21,20 @@ import (
 // it. Each process follows on its own, so its index covers the events any
 // process stored; the index is on disk, so its memory does not grow with the
 // log.
+//
+// A process that serves streams already reads every event, once, through
+// Tail. What Tail reads is handed to the follower too (feedIndex), and once
+// that alone keeps the index current (for a second Tail handed over every
+// event in step with the index), the follower stops reading and stands by,
+// checking every second that the index keeps up with the log; it reads again
+// at once when it falls behind, when Tail's hand-over overflows, or when a
+// lookup misses while the index is behind. Tail's entries are taken only in
+// order (the next sequence after the index's), so the index never skips an
+// event, whoever feeds it.
 const (
+	// tailFedLen bounds the entries Tail hands over and the follower has not
+	// taken yet; past it they are dropped and the follower reads again.
+	tailFedLen = 8192
 	// indexSyncEvery is how often the index is made durable. After a crash
 	// the follower resumes from the last sync, re-reading what came after.
 	indexSyncEvery = time.Second
@@ -75,6 +89,10 @@ func (l *Log) follow(ctx context.Context) {
 		err := l.followOnce(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == nil {
+			l.standBy(ctx)
+			continue
 		}
 		l.log.Warn("following the log for the event id index failed; retrying", "err", err, "indexed_to", l.idx.Applied())
 		select {
@@ -152,9 +170,9 @@ func (l *Log) followOnce(ctx context.Context) error {
 	l.fmu.Unlock()
 	l.indexed.signal()
 
-	catchUpTo := uint64(0)
+	var catchUpTo atomic.Uint64 // set while a large backlog is being indexed
 	if st.Last >= start+catchUpLogAt {
-		catchUpTo = st.Last
+		catchUpTo.Store(st.Last)
 		l.log.Info("indexing event ids", "from_sequence", start, "to_sequence", st.Last)
 	}
 	began := time.Now()
@@ -180,8 +198,8 @@ func (l *Log) followOnce(ctx context.Context) error {
 			stop(err)
 			return
 		}
-		if catchUpTo != 0 && seq >= catchUpTo {
-			catchUpTo = 0
+		if to := catchUpTo.Load(); to != 0 && seq >= to {
+			catchUpTo.Store(0)
 			l.log.Info("the event id index has caught up with the log", "sequence", seq, "took", time.Since(began).Round(time.Millisecond))
 		}
 	}, jetstream.PullMaxMessages(followBatch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -193,25 +211,158 @@ func (l *Log) followOnce(ctx context.Context) error {
 		return unavailable("follow the log", err)
 	}
 	defer cc.Stop()
-	select {
-	case <-fctx.Done():
-		if err := context.Cause(fctx); !errors.Is(err, context.Canceled) {
-			return err
+	tick := time.NewTicker(standbyCheckEvery)
+	defer tick.Stop()
+	// Over the last second: did Tail hand over events in step with the
+	// index (the next one, or one already added), and none beyond?
+	inStep, ahead := 0, 0
+	for {
+		select {
+		case <-fctx.Done():
+			if err := context.Cause(fctx); !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return ctx.Err()
+		case <-cc.Closed():
+			return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
+		case e := <-l.tailFed:
+			if l.indexFed(e) || e.seq <= l.idx.Applied() {
+				inStep++
+			} else {
+				ahead++
+			}
+		case <-tick.C:
+			// Tail alone would have kept the index current: stand by.
+			if inStep > 0 && ahead == 0 && catchUpTo.Load() == 0 && !l.tailDropped.Swap(false) {
+				return nil
+			}
+			inStep, ahead = 0, 0
 		}
-		return ctx.Err()
-	case <-cc.Closed():
-		return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
 	}
 }
 
-// indexMsg adds one message (headers only) to the index and returns its
-// sequence.
-func (l *Log) indexMsg(m jetstream.Msg) (uint64, error) {
+// standbyCheckEvery is how often the follower decides between reading and
+// standing by, and, standing by, checks that the index keeps up.
+const standbyCheckEvery = time.Second
+
+// standBy takes what Tail hands over until the index falls behind the log
+// (or a lookup needs it, or the hand-over overflowed), then returns, and the
+// follower reads again.
+func (l *Log) standBy(ctx context.Context) {
+	l.standingBy.Store(true)
+	defer l.standingBy.Store(false)
+	l.log.Debug("the event id index is kept by the log's tail; its follower stands by", "indexed_to", l.idx.Applied())
+	_, prevLast, err := l.Bounds(ctx)
+	if err != nil {
+		return
+	}
+	l.tailDropped.Store(false)
+	tick := time.NewTicker(standbyCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.kick:
+			// A lookup waits for the index: Tail moves it on within
+			// moments, or the follower reads again.
+			if !l.tailMovesIndex(ctx) {
+				return
+			}
+		case e := <-l.tailFed:
+			l.indexFed(e)
+		case <-tick.C:
+			if l.tailDropped.Swap(false) {
+				return
+			}
+			_, last, err := l.Bounds(ctx)
+			if err != nil {
+				continue
+			}
+			// Everything stored a second ago must be indexed by now.
+			if l.idx.Applied() < prevLast {
+				return
+			}
+			prevLast = last
+		}
+	}
+}
+
+// kickGrace is how long a follower that stands by gives Tail to move the
+// index on when a lookup waits for it.
+const kickGrace = 100 * time.Millisecond
+
+// tailMovesIndex takes what Tail hands over until the index moves on, and
+// reports whether it did within kickGrace.
+func (l *Log) tailMovesIndex(ctx context.Context) bool {
+	a0 := l.idx.Applied()
+	grace := time.NewTimer(kickGrace)
+	defer grace.Stop()
+	for {
+		select {
+		case e := <-l.tailFed:
+			if l.indexFed(e); l.idx.Applied() > a0 {
+				return true
+			}
+		case <-grace.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// fedEntry is an event Tail read, handed to the follower.
+type fedEntry struct {
+	seq uint64
+	id  string
+}
+
+// feedIndex hands an event read by Tail to the follower, without waiting.
+func (l *Log) feedIndex(rec *record.Record) {
+	select {
+	case l.tailFed <- fedEntry{rec.Sequence, rec.ID}:
+	default:
+		l.tailDropped.Store(true)
+	}
+}
+
+// indexFed adds an entry Tail read if it is the next the index needs, and
+// reports whether it did.
+func (l *Log) indexFed(e fedEntry) bool {
+	l.fmu.Lock()
+	var err error
+	ok := !l.idxClosed && e.seq == l.idx.Applied()+1 && e.id != ""
+	if ok {
+		err = l.idx.Add(e.id, e.seq)
+	}
+	l.fmu.Unlock()
+	if err != nil {
+		l.log.Error("adding to the event id index", "err", err)
+		return false
+	}
+	if ok {
+		l.indexed.signal()
+	}
+	return ok
+}
+
+// kickFollower wakes a follower that stands by.
+func (l *Log) kickFollower() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// indexMsg adds one message (headers only) to the index, unless Tail's
+// hand-over did first, and returns its sequence.
+func (l *Log) indexMsg(m jetstream.Msg) (seq uint64, err error) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return 0, fmt.Errorf("eventlog: message metadata: %w", err)
 	}
-	seq := meta.Sequence.Stream
+	seq = meta.Sequence.Stream
 	subj := m.Subject()
 	if strings.Count(subj, ".") == numLegacyToken-1 && l.legacyLast.Load() < seq {
 		// Stored in the old layout after start-up: a process of an older
