@@ -259,6 +259,17 @@ func (l *Log) detectLegacy(ctx context.Context) error {
 	return nil
 }
 
+// noteLegacy records that the event at seq is in the old subject layout: a
+// process of an older version still writes to the stream.
+func (l *Log) noteLegacy(seq uint64) {
+	for {
+		last := l.legacyLast.Load()
+		if seq <= last || l.legacyLast.CompareAndSwap(last, seq) {
+			return
+		}
+	}
+}
+
 // legacyFrom reports whether a read from sequence from must also select the
 // old subject layout.
 func (l *Log) legacyFrom(from uint64) bool {
@@ -757,9 +768,12 @@ func (l *Log) rawRecord(m *jetstream.RawStreamMsg) (*record.Record, error) {
 }
 
 func (l *Log) record(subj string, seq uint64, stored time.Time, data []byte) (*record.Record, error) {
-	key, _, err := parseSubject(l.cfg.SubjectPrefix, subj)
+	key, legacy, err := parseSubject(l.cfg.SubjectPrefix, subj)
 	if err != nil {
 		return nil, err
+	}
+	if legacy {
+		l.noteLegacy(seq)
 	}
 	return &record.Record{Sequence: seq, Key: key, ID: eventID(data), Stored: stored, Data: data}, nil
 }

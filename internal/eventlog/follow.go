@@ -363,11 +363,8 @@ func (l *Log) indexMsg(m jetstream.Msg) (seq uint64, err error) {
 		return 0, fmt.Errorf("eventlog: message metadata: %w", err)
 	}
 	seq = meta.Sequence.Stream
-	subj := m.Subject()
-	if strings.Count(subj, ".") == numLegacyToken-1 && l.legacyLast.Load() < seq {
-		// Stored in the old layout after start-up: a process of an older
-		// version writes to this stream.
-		l.legacyLast.Store(seq)
+	if strings.Count(m.Subject(), ".") == numLegacyToken-1 {
+		l.noteLegacy(seq)
 	}
 	id := m.Headers().Get(jetstream.MsgIDHeader)
 	l.fmu.Lock()
