@@ -142,14 +142,10 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	if lo > hi {
 		return resp, nil
 	}
-	subjects := f.Subjects(s.src.SubjectPrefix())
-	if subjects == nil {
-		return resp, nil
-	}
 	p := &page{size: size, budget: s.opts.MaxPageBytes - pageReserve}
 	if !newestFirst {
-		err := s.src.Read(ctx, subjects, lo, hi, func(rec *record.Record) error {
-			if f.Match(&rec.Key) && p.add(rec) {
+		err := s.src.Read(ctx, &f, lo, hi, func(rec *record.Record) error {
+			if p.add(rec) {
 				return errPageFull
 			}
 			return nil
@@ -173,11 +169,9 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 			// window does not hold all of its events in memory.
 			ring := make([]*record.Record, p.size+1-len(p.recs))
 			matched := 0
-			err := s.src.Read(ctx, subjects, bottom, top, func(rec *record.Record) error {
-				if f.Match(&rec.Key) {
-					ring[matched%len(ring)] = rec
-					matched++
-				}
+			err := s.src.Read(ctx, &f, bottom, top, func(rec *record.Record) error {
+				ring[matched%len(ring)] = rec
+				matched++
 				return nil
 			})
 			if err != nil {

@@ -33,14 +33,14 @@ import (
 type Source interface {
 	// Epoch identifies the log; sequences are meaningful only within it.
 	Epoch() string
-	// SubjectPrefix is the prefix of the subjects filters are encoded under.
-	SubjectPrefix() string
 	// Bounds returns the oldest and newest sequences held (last = first-1
 	// when empty).
 	Bounds(ctx context.Context) (first, last uint64, err error)
-	// Read calls fn in log order for the stored events from..to (to = 0: up
-	// to the end) whose subject matches one of subjects (nil: all).
-	Read(ctx context.Context, subjects []string, from, to uint64, fn func(*record.Record) error) error
+	// Read calls fn in log order for each stored event with from <= sequence
+	// <= to (to = 0: up to the end of the log at the time of reading) that f
+	// matches (nil: every event), and only those; it returns fn's error if
+	// fn fails.
+	Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error
 	// Tail calls fn for every event after `after`, live, until ctx ends.
 	Tail(ctx context.Context, after uint64, fn func(*record.Record)) error
 	// SequenceAt returns the first sequence stored at or after t (last+1 if
@@ -375,18 +375,10 @@ type cursor struct {
 // registers sub with the hub right after the last one it read, repeating
 // until the hub has not moved on in between.
 func (s *Service) replay(ctx context.Context, f *filter.Filter, sub *subscriber, c *cursor, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) (sent int, err error) {
-	subjects := f.Subjects(s.src.SubjectPrefix())
-	if subjects == nil {
-		// The filter can never match: nothing to replay; join the hub.
-		for !s.hub.register(sub, max(c.last, s.hub.Head())) {
-		}
-		c.last = sub.after
-		return 0, nil
-	}
 	for {
 		head := s.hub.Head()
 		if head > c.last {
-			err := s.src.Read(ctx, subjects, c.last+1, head, func(rec *record.Record) error {
+			err := s.src.Read(ctx, f, c.last+1, head, func(rec *record.Record) error {
 				// A long replay must not outlast a shutdown: it ends, like a
 				// live stream, with the exact position to resume from.
 				select {
@@ -394,12 +386,10 @@ func (s *Service) replay(ctx context.Context, f *filter.Filter, sub *subscriber,
 					return errHubStopped
 				default:
 				}
-				if f.Match(&rec.Key) {
-					if err := out.SendMsg(encodeEvent(rec, c.epoch)); err != nil {
-						return err
-					}
-					sent++
+				if err := out.SendMsg(encodeEvent(rec, c.epoch)); err != nil {
+					return err
 				}
+				sent++
 				c.last = rec.Sequence
 				return nil
 			})
