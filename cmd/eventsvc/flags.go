@@ -59,7 +59,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.Int64Var(&cfg.Webhook.MaxBodyBytes, "webhook-max-body", cfg.Webhook.MaxBodyBytes, "largest webhook body in bytes (larger: 413)")
 
 	fs.StringVar(&cfg.Log.NATSURL, "nats-url", cfg.Log.NATSURL, "external NATS server or cluster URL(s); empty starts an embedded server")
-	fs.StringVar(&cfg.Log.DataDir, "data-dir", cfg.Log.DataDir, "storage directory of the embedded NATS server")
+	fs.StringVar(&cfg.Log.DataDir, "data-dir", cfg.Log.DataDir, "directory of this process's event id index and, without --nats-url, of the embedded NATS server's storage")
 	fs.StringVar(&cfg.Log.StreamName, "stream-name", cfg.Log.StreamName, "JetStream stream that holds the events")
 	fs.StringVar(&cfg.Log.SubjectPrefix, "subject-prefix", cfg.Log.SubjectPrefix, "first subject token of every event")
 	fs.DurationVar(&cfg.Log.MaxAge, "retention-max-age", cfg.Log.MaxAge, "how long events are kept (0: forever)")

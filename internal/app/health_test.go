@@ -86,8 +86,7 @@ const (
 )
 
 func TestReadinessFollowsNATS(t *testing.T) {
-	storeDir := t.TempDir()
-	cfg, nats := withExternalNATS(t, storeDir)
+	cfg, nats := withExternalNATS(t)
 	cfg.ReadinessInterval = 20 * time.Millisecond
 	s := start(t, cfg)
 	hc := healthpb.NewHealthClient(s.dial(t))
@@ -97,15 +96,14 @@ func TestReadinessFollowsNATS(t *testing.T) {
 		t.Fatalf("after start: %q, want %q", got, ready)
 	}
 
-	nats.stop()
+	nats.Kill()
 	s.waitReadiness(t, hc, notReady)
 	if code, body := s.get(t, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz with NATS down: %d %s, want 200: the process is alive", code, body)
 	}
 
 	// NATS comes back on the same port and store.
-	port := nats.url[strings.LastIndexByte(nats.url, ':')+1:]
-	startNATS(t, storeDir, port)
+	nats.Restart()
 	s.waitReadiness(t, hc, ready)
 }
 

@@ -24,6 +24,7 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
 
 // Errors of this package, to be checked with errors.Is.
@@ -282,12 +283,13 @@ func parse(data []byte) (*table, error) {
 }
 
 // providerCodes are Sociocs's provider codes, accepted beside the enum names.
-var providerCodes = map[string]int32{
-	"twlo":   int32(eventsv1.Provider_PROVIDER_TWILIO_SMS),
-	"twlowa": int32(eventsv1.Provider_PROVIDER_TWILIO_WHATSAPP),
-	"gswa":   int32(eventsv1.Provider_PROVIDER_GUPSHUP_WHATSAPP),
-	"tlnx":   int32(eventsv1.Provider_PROVIDER_TELNYX_SMS),
-}
+var providerCodes = func() map[string]int32 {
+	m := map[string]int32{}
+	for _, p := range sociocs.Providers.Entries() {
+		m[p.Code] = int32(p.Value)
+	}
+	return m
+}()
 
 // parseEnums accepts an enum value's full name (PROVIDER_TWILIO_SMS), its
 // name without the prefix in any case (twilio_sms, message), or an alias.

@@ -79,7 +79,9 @@ type EventLog struct {
 	// NATSURL names an external NATS server or cluster (comma-separated URLs).
 	// Empty: an embedded server is started in-process.
 	NATSURL string
-	// DataDir is where the embedded server stores the log. Default ./data.
+	// DataDir holds the event id index and, without NATSURL, the embedded
+	// server's storage of the log. Required, with NATSURL too; each process
+	// needs its own. Default ./data.
 	DataDir string
 	// StreamName is the JetStream stream holding the events. Default EVENTS.
 	StreamName string
@@ -287,8 +289,8 @@ func (c Config) Validate() error {
 	if c.Webhook.MaxBodyBytes <= 0 || c.Webhook.MaxBodyBytes > MaxWebhookBody {
 		return bad("webhook-max-body", "must be 1 to %d bytes, got %d", MaxWebhookBody, c.Webhook.MaxBodyBytes)
 	}
-	if c.Log.NATSURL == "" && c.Log.DataDir == "" {
-		return bad("data-dir", "must be set when --nats-url is not")
+	if c.Log.DataDir == "" {
+		return bad("data-dir", "must be set: it holds the event id index (and, without --nats-url, the log)")
 	}
 	if !isToken(c.Log.StreamName) {
 		return bad("stream-name", "%q must be letters, digits, '-' or '_'", c.Log.StreamName)

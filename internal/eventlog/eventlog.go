@@ -2,21 +2,28 @@
 //
 // By default it starts an embedded nats-server in-process (no listening port)
 // with file storage; given a URL it uses an existing NATS server or cluster
-// through the same code path. One JetStream stream holds every event under
-// subjects that encode what filters select on (see package filter), so that
-// filtered reads run on the server.
+// through the same code path. One JetStream stream holds every event under a
+// subject that encodes what filters select on (see layout.go), so that
+// filtered reads run on the server, and that is shared by every event with
+// the same attributes, so that the server's memory does not grow with the
+// events it holds. Events are found by id through an index on disk that each
+// Log keeps by following the stream (see package idindex and follow.go), so
+// that it covers events stored by any process.
 //
 // A Log is safe for concurrent use. Errors that mean "the log cannot be reached
 // right now, try again" wrap ErrUnavailable; a missing event wraps ErrNotFound.
 package eventlog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +32,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog/idindex"
 	"github.com/eventsvc/eventsvc/internal/filter"
 	"github.com/eventsvc/eventsvc/internal/record"
 )
@@ -50,8 +58,9 @@ type Config struct {
 	// URL of an external NATS server or cluster (comma-separated). Empty: an
 	// embedded server is started with its storage in DataDir.
 	URL string
-	// DataDir is the embedded server's storage directory. Required when URL is
-	// empty.
+	// DataDir holds the event id index (in idindex/<StreamName>) and, when URL
+	// is empty, the embedded server's storage. Required. Two processes cannot
+	// share one.
 	DataDir string
 	// StreamName names the JetStream stream. Default "EVENTS".
 	StreamName string
@@ -65,7 +74,7 @@ type Config struct {
 	MaxBytes int64
 	// DedupeWindow is how long an event id is remembered so that a retried
 	// webhook is stored once. Default 1 h. The server keeps every id of the
-	// window in memory (roughly 100 bytes each).
+	// window in memory (roughly 200 bytes each).
 	DedupeWindow time.Duration
 	// Replicas is the stream's replication factor (cluster only). Default 1.
 	Replicas int
@@ -79,9 +88,16 @@ type Config struct {
 	// PublishTimeout bounds one store when the caller's context has no
 	// deadline. Default 5 s.
 	PublishTimeout time.Duration
+	// IndexWait bounds how long GetByID waits for the id index to catch up
+	// with the log when the id is not (yet) in it. Default 5 s.
+	IndexWait time.Duration
 	// Logger receives connection events and the embedded server's warnings.
 	// Default slog.Default().
 	Logger *slog.Logger
+
+	// noFollower leaves the id index as it is found (tests of a lagging
+	// index).
+	noFollower bool
 }
 
 func (c *Config) fillDefaults() {
@@ -100,6 +116,9 @@ func (c *Config) fillDefaults() {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
 	}
+	if c.IndexWait == 0 {
+		c.IndexWait = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -115,6 +134,29 @@ type Log struct {
 	epoch  string
 	log    *slog.Logger
 
+	// idx is the id index, written by the follower alone (under fmu) and
+	// read by GetByID; indexed tells waiting lookups that it moved on.
+	idx       *idindex.Index
+	fmu       sync.Mutex // protects idx's writes and idxClosed
+	idxClosed bool
+	indexed   watermark
+	// legacyLast is the sequence of the newest event known to be stored in
+	// the old subject layout, 0 if none: reads from at most it also select
+	// that layout.
+	legacyLast atomic.Uint64
+	// tailFed carries what Tail reads to the follower, which then need
+	// not read it again (see follow.go); tailDropped says some did not fit.
+	tailFed     chan fedEntry
+	tailDropped atomic.Bool
+	// kick wakes a follower that stands by (a lookup needs the index).
+	kick chan struct{}
+	// standingBy reports that the follower relies on Tail alone.
+	standingBy atomic.Bool
+	// expectStream is the Nats-Expected-Stream header of every publish.
+	expectStream []string
+	stopFollower context.CancelFunc
+	followerDone chan struct{}
+
 	closeOnce sync.Once
 }
 
@@ -122,7 +164,8 @@ type Log struct {
 // the stream. The returned Log must be closed.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.fillDefaults()
-	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog")}
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"), expectStream: []string{cfg.StreamName},
+		tailFed: make(chan fedEntry, tailFedLen), kick: make(chan struct{}, 1)}
 	opts := []nats.Option{
 		nats.Name("eventsvc"),
 		nats.MaxReconnects(-1),
@@ -136,11 +179,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 			l.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
 		}),
 	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("eventlog: DataDir is required: it holds the event id index (and the embedded server's storage)")
+	}
 	url := cfg.URL
 	if url == "" {
-		if cfg.DataDir == "" {
-			return nil, fmt.Errorf("eventlog: DataDir is required for the embedded server")
-		}
 		ns, err := startEmbedded(cfg, l.log)
 		if err != nil {
 			return nil, err
@@ -162,7 +205,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.stream, err = l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.StreamName,
 		Description: "Sociocs webhook events stored by eventsvc",
-		Subjects:    []string{filter.AllSubjects(cfg.SubjectPrefix)},
+		Subjects:    []string{allSubjects(cfg.SubjectPrefix)},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      cfg.MaxAge,
@@ -182,9 +225,56 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	info := l.stream.CachedInfo()
 	l.epoch = info.Created.UTC().Format(time.RFC3339Nano)
+	if err := l.detectLegacy(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := l.openIndex(info.State.Msgs); err != nil {
+		l.Close()
+		return nil, err
+	}
 	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil,
-		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.epoch)
+		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.epoch,
+		"id_index_at", l.idx.Applied())
+	if !cfg.noFollower {
+		l.startFollower()
+	}
 	return l, nil
+}
+
+// detectLegacy finds whether the stream holds events in the old subject
+// layout (a subject per event), which reads must then select too.
+func (l *Log) detectLegacy(ctx context.Context) error {
+	msg, err := l.stream.GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return unavailable("look for events in the old subject layout", err)
+	}
+	l.legacyLast.Store(msg.Sequence)
+	l.log.Warn("the log holds events stored in the old subject layout, one subject per event; they are read and found as before, "+
+		"and keep their per-subject memory in NATS until they expire with the retention settings; new events use the new layout",
+		"last_old_layout_sequence", msg.Sequence)
+	return nil
+}
+
+// noteLegacy records that the event at seq is in the old subject layout: a
+// process of an older version still writes to the stream.
+func (l *Log) noteLegacy(seq uint64) {
+	for {
+		last := l.legacyLast.Load()
+		if seq <= last || l.legacyLast.CompareAndSwap(last, seq) {
+			return
+		}
+	}
+}
+
+// legacyFrom reports whether a read from sequence from must also select the
+// old subject layout.
+func (l *Log) legacyFrom(from uint64) bool {
+	last := l.legacyLast.Load()
+	return last != 0 && from <= last
 }
 
 // MaxEventBytesLimit is the largest MaxEventBytes the embedded server can
@@ -227,10 +317,18 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 	return ns, nil
 }
 
-// Close closes the connection (flushing what it buffered) and stops the
-// embedded server. It is idempotent.
+// Close stops following the log, closes the id index and the connection
+// (flushing what it buffered) and stops the embedded server. It is
+// idempotent.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
+		if l.stopFollower != nil {
+			l.stopFollower()
+			<-l.followerDone
+		}
+		if l.idx != nil {
+			l.closeIndex()
+		}
 		if l.nc != nil {
 			l.nc.Close()
 		}
@@ -250,9 +348,6 @@ func (l *Log) shutdownServer() {
 // meaningful only with the epoch it came from; a recreated stream has another.
 func (l *Log) Epoch() string { return l.epoch }
 
-// SubjectPrefix returns the first token of every event subject.
-func (l *Log) SubjectPrefix() string { return l.cfg.SubjectPrefix }
-
 // Ack is the outcome of a successful Publish.
 type Ack struct {
 	// Sequence is where the event is stored (for a duplicate, where the
@@ -270,24 +365,119 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 	if ev.GetId() == "" {
 		return Ack{}, fmt.Errorf("%w: no id", ErrInvalidEvent)
 	}
-	data, err := proto.Marshal(ev)
+	bp := marshalBufs.Get().(*[]byte)
+	defer marshalBufs.Put(bp)
+	data, err := proto.MarshalOptions{}.MarshalAppend((*bp)[:0], ev)
 	if err != nil {
 		return Ack{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	if cap(data) <= maxPooledBuf {
+		*bp = data // nats.go copies what it sends: the buffer is free again on return
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.PublishTimeout)
 		defer cancel()
 	}
-	subj := filter.KeyOf(ev).Subject(l.cfg.SubjectPrefix, ev.GetId())
-	ack, err := l.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.GetId()), jetstream.WithExpectStream(l.cfg.StreamName))
+	key := filter.KeyOf(ev)
+	msg := &nats.Msg{
+		Subject: subject(l.cfg.SubjectPrefix, &key),
+		Data:    data,
+		Header: nats.Header{
+			jetstream.MsgIDHeader:          []string{ev.GetId()},
+			jetstream.ExpectedStreamHeader: l.expectStream,
+		},
+	}
+	resp, err := l.nc.RequestMsgWithContext(ctx, msg)
+	// No responders: the stream has no leader for a moment (an election in
+	// a cluster); jetstream.Publish retries the same way.
+	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < publishRetries; retry++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(publishRetryWait):
+		}
+		resp, err = l.nc.RequestMsgWithContext(ctx, msg)
+	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
 	}
 	if err != nil {
 		return Ack{}, unavailable("store event", err)
 	}
-	return Ack{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	ack, err := parsePubAck(resp.Data)
+	if err != nil {
+		return Ack{}, unavailable("store event", err)
+	}
+	return ack, nil
+}
+
+// Publishing retries a request that found no responders this many times,
+// this long apart (as jetstream.Publish does by default).
+const (
+	publishRetries   = 2
+	publishRetryWait = 250 * time.Millisecond
+)
+
+// marshalBufs holds encoding buffers of events, so that an event's bytes are
+// not garbage once published; buffers over maxPooledBuf are not kept.
+var marshalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+// jsonTrue reports whether the member named key (quotes included) of the
+// JSON object b is true.
+func jsonTrue(b []byte, key string) bool {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return false
+	}
+	rest := bytes.TrimLeft(b[i+len(key):], " \t")
+	if len(rest) == 0 || rest[0] != ':' {
+		return false
+	}
+	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("true"))
+}
+
+// parsePubAck reads JetStream's answer to a publish:
+// {"stream":"EVENTS","seq":7} with ,"duplicate": true for a duplicate, or
+// {"error":{"code":…,"description":…}}. The usual answers are scanned
+// without encoding/json, which costs more than the rest of the parsing; any
+// other shape is decoded in full.
+func parsePubAck(b []byte) (Ack, error) {
+	if !bytes.Contains(b, []byte(`"error"`)) {
+		if i := bytes.Index(b, []byte(`"seq":`)); i >= 0 {
+			var ack Ack
+			rest := b[i+len(`"seq":`):]
+			n := 0
+			for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+				ack.Sequence = ack.Sequence*10 + uint64(rest[n]-'0')
+				n++
+			}
+			if n > 0 && n <= 19 && ack.Sequence > 0 {
+				ack.Duplicate = jsonTrue(b, `"duplicate"`)
+				return ack, nil
+			}
+		}
+	}
+	var full struct {
+		Seq       uint64 `json:"seq"`
+		Duplicate bool   `json:"duplicate"`
+		Error     *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &full); err != nil {
+		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
+	}
+	if full.Error != nil {
+		return Ack{}, fmt.Errorf("eventlog: the server refused the event: %s (%d/%d)", full.Error.Description, full.Error.Code, full.Error.ErrCode)
+	}
+	if full.Seq == 0 {
+		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
+	}
+	return Ack{Sequence: full.Seq, Duplicate: full.Duplicate}, nil
 }
 
 // State is a snapshot of the log's extent.
@@ -341,13 +531,70 @@ func (l *Log) Get(ctx context.Context, seq uint64) (*record.Record, error) {
 	return l.rawRecord(msg)
 }
 
-// GetByID returns the event with the given id.
+// GetByID returns the event with the given id; when the same id was stored
+// more than once (a retry after the dedupe window), the newest. It is exact:
+// every candidate the index gives is checked against the stored event. An id
+// the index does not hold is looked for again once the index has caught up
+// with the log's last sequence at the time of the call (waiting at most
+// Config.IndexWait), so that an event stored by any process before the call
+// is found. Errors wrap ErrNotFound, or ErrUnavailable when the log cannot be
+// read or the index is still catching up.
 func (l *Log) GetByID(ctx context.Context, id string) (*record.Record, error) {
-	msg, err := l.stream.GetLastMsgForSubject(ctx, filter.IDSubject(l.cfg.SubjectPrefix, id))
-	if err != nil {
-		return nil, notFoundOr(fmt.Sprintf("id %q", id), err)
+	var applied, last uint64
+	for attempt := 0; ; attempt++ {
+		applied = l.idx.Applied()
+		rec, err := l.lookupID(ctx, id)
+		if rec != nil || err != nil {
+			return rec, err
+		}
+		if _, last, err = l.Bounds(ctx); err != nil {
+			return nil, err
+		}
+		if applied >= last {
+			return nil, fmt.Errorf("%w: id %q", ErrNotFound, id)
+		}
+		l.kickFollower()
+		if attempt > 0 || !l.waitIndexed(ctx, last, l.cfg.IndexWait) {
+			break
+		}
 	}
-	return l.rawRecord(msg)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The index is behind (it is being built): events in the old layout
+	// can still be found by their subject.
+	if l.legacyLast.Load() != 0 {
+		msg, err := l.stream.GetLastMsgForSubject(ctx, legacyIDSubject(l.cfg.SubjectPrefix, id))
+		if err == nil {
+			return l.rawRecord(msg)
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, unavailable(fmt.Sprintf("get id %q", id), err)
+		}
+	}
+	return nil, fmt.Errorf("%w: the event id index is catching up with the log (at sequence %d of %d)", ErrUnavailable, applied, last)
+}
+
+// lookupID returns the newest stored event with id among the index's
+// candidates, or nil.
+func (l *Log) lookupID(ctx context.Context, id string) (*record.Record, error) {
+	seqs, err := l.idx.Lookup(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, seq := range seqs {
+		rec, err := l.Get(ctx, seq)
+		if errors.Is(err, ErrNotFound) {
+			continue // expired, or a stale entry
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rec.ID == id {
+			return rec, nil
+		}
+	}
+	return nil, nil
 }
 
 // SequenceAt returns the sequence of the first event stored at or after t,
@@ -406,44 +653,26 @@ func (l *Log) deleteConsumer(cons jetstream.Consumer) {
 // ReadBatch is how many events Read asks the log for at a time.
 const ReadBatch = 256
 
-// Read calls fn, in log order, for each stored event with from <= sequence
-// <= to that f matches (nil: every event), and only those; to = 0 means up
-// to the end of the log at the time of reading. The log filters on the
-// server where the filter allows.
+// Read calls fn in log order for each stored event with from <= sequence <=
+// to (to = 0: up to the end of the log at the time of reading) that f matches
+// (nil: every event), and only those. The server selects by subject what it
+// can; Match decides. Read returns fn's error if fn fails.
 func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error {
-	subjects := []string{filter.AllSubjects(l.cfg.SubjectPrefix)}
-	if f != nil {
-		if subjects = f.Subjects(l.cfg.SubjectPrefix); subjects == nil {
-			return nil
-		}
-	}
-	return l.readSubjects(ctx, subjects, from, to, func(rec *record.Record) error {
-		if f != nil && !f.Match(&rec.Key) {
-			return nil
-		}
-		return fn(rec)
-	})
-}
-
-// readSubjects calls fn for each stored event with from <= sequence <= to
-// whose subject matches one of subjects (nil: all), in log order, and returns
-// when it has passed to or reached the end of the log, or when fn returns an
-// error (which it returns). to = 0 means no upper bound but the end of the
-// log at the time of reading.
-func (l *Log) readSubjects(ctx context.Context, subjects []string, from, to uint64, fn func(*record.Record) error) error {
 	if from == 0 {
 		from = 1
 	}
 	if to != 0 && from > to {
 		return nil
 	}
+	patterns, none := filterSubjects(l.cfg.SubjectPrefix, f, l.legacyFrom(from))
+	if none {
+		return nil
+	}
 	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       from,
 		InactiveThreshold: readConsumerInactive,
-	}
-	if !(len(subjects) == 1 && subjects[0] == filter.AllSubjects(l.cfg.SubjectPrefix)) {
-		cfg.FilterSubjects = subjects
+		FilterSubjects:    patterns,
 	}
 	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, cfg)
 	if err != nil {
@@ -468,8 +697,10 @@ func (l *Log) readSubjects(ctx context.Context, subjects []string, from, to uint
 			if to != 0 && rec.Sequence > to {
 				return nil
 			}
-			if err := fn(rec); err != nil {
-				return err
+			if f == nil || f.Match(&rec.Key) {
+				if err := fn(rec); err != nil {
+					return err
+				}
 			}
 			if to != 0 && rec.Sequence == to {
 				return nil
@@ -503,6 +734,7 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 			l.log.Error("skipping unreadable event in the log", "subject", m.Subject(), "err", err)
 			return
 		}
+		l.feedIndex(rec)
 		fn(rec)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -528,19 +760,22 @@ func (l *Log) msgRecord(m jetstream.Msg) (*record.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: message metadata: %w", err)
 	}
-	key, id, err := filter.ParseSubject(l.cfg.SubjectPrefix, m.Subject())
-	if err != nil {
-		return nil, err
-	}
-	return &record.Record{Sequence: meta.Sequence.Stream, Key: key, ID: id, Stored: meta.Timestamp, Data: m.Data()}, nil
+	return l.record(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Data())
 }
 
 func (l *Log) rawRecord(m *jetstream.RawStreamMsg) (*record.Record, error) {
-	key, id, err := filter.ParseSubject(l.cfg.SubjectPrefix, m.Subject)
+	return l.record(m.Subject, m.Sequence, m.Time, m.Data)
+}
+
+func (l *Log) record(subj string, seq uint64, stored time.Time, data []byte) (*record.Record, error) {
+	key, legacy, err := parseSubject(l.cfg.SubjectPrefix, subj)
 	if err != nil {
 		return nil, err
 	}
-	return &record.Record{Sequence: m.Sequence, Key: key, ID: id, Stored: m.Time, Data: m.Data}, nil
+	if legacy {
+		l.noteLegacy(seq)
+	}
+	return &record.Record{Sequence: seq, Key: key, ID: eventID(data), Stored: stored, Data: data}, nil
 }
 
 func unavailable(op string, err error) error {

@@ -1,6 +1,8 @@
 // Package filter validates subscription filters, matches them against events,
-// and defines how an event's filterable attributes are encoded in its subject
-// in the event log, so that the log can filter on the server.
+// and narrows them to what a client may read. It knows nothing of how the log
+// stores events: a log that filters on its side reads the accepted values
+// through the accessors (Types, Providers, Statuses, ChannelKeys) and still
+// applies Match, which is the definition.
 //
 // Semantics (the contract of the API): an empty field matches any event; a
 // non-empty field matches an event whose value is one of those listed (OR
@@ -15,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"unicode/utf8"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -149,80 +150,32 @@ func (f *Filter) MatchAll() bool {
 // The caller must not modify the slice.
 func (f *Filter) ChannelKeys() []string { return f.channels }
 
-// maxSubjects bounds the server-side filter: past it Subjects falls back to
-// every subject and the caller matches with Match.
-const maxSubjects = 64
+// Types returns the event types the filter accepts, in ascending order; nil
+// means any.
+func (f *Filter) Types() []eventsv1.EventType { return values[eventsv1.EventType](f.types) }
 
-// Subjects returns subject patterns under prefix that together select exactly
-// the events the filter matches, for filtering in the log. When that would
-// take more than a few dozen patterns it returns the pattern for all events;
-// the caller must then also apply Match (which is always correct to do, and
-// needed for a filter narrowed to channel prefixes by Within).
-func (f *Filter) Subjects(prefix string) []string {
-	types := tokens(f.types, typeTokens)
-	providers := tokens(f.providers, providerTokens)
-	statuses := tokens(f.statuses, statusTokens)
-	if f.statuses != 0 {
-		// Only status updates have a status.
-		if f.types != 0 && !inMask(f.types, int32(eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE)) {
-			return nil
-		}
-		types = []string{typeTokens[eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE]}
-	}
-	channels := []string{"*"}
-	if len(f.channels) > 0 {
-		channels = make([]string, len(f.channels))
-		for i, c := range f.channels {
-			channels[i] = encodeToken(c)
-		}
-	}
-	n := len(types) * len(providers) * len(channels) * len(statuses)
-	if n > maxSubjects {
-		return []string{AllSubjects(prefix)}
-	}
-	if n == 1 && types[0] == "*" && providers[0] == "*" && channels[0] == "*" && statuses[0] == "*" {
-		return []string{AllSubjects(prefix)}
-	}
-	out := make([]string, 0, n)
-	var b strings.Builder
-	for _, t := range types {
-		for _, p := range providers {
-			for _, c := range channels {
-				for _, s := range statuses {
-					b.Reset()
-					b.WriteString(prefix)
-					for _, tok := range [...]string{t, p, c, s, "*"} {
-						b.WriteByte('.')
-						b.WriteString(tok)
-					}
-					out = append(out, b.String())
-				}
-			}
-		}
-	}
-	return dedupe(out)
-}
+// Providers returns the providers the filter accepts, in ascending order;
+// nil means any.
+func (f *Filter) Providers() []eventsv1.Provider { return values[eventsv1.Provider](f.providers) }
 
-func tokens[E ~int32](m uint64, names map[E]string) []string {
+// Statuses returns the statuses the filter accepts, in ascending order; nil
+// means any. A filter with statuses accepts status updates only, whatever
+// Types says.
+func (f *Filter) Statuses() []eventsv1.Status { return values[eventsv1.Status](f.statuses) }
+
+// ChannelsExact reports whether ChannelKeys says all there is to say about
+// channels: false when the filter was narrowed to channel prefixes by Within,
+// which only Match applies.
+func (f *Filter) ChannelsExact() bool { return f.scope == nil }
+
+func values[E ~int32](m uint64) []E {
 	if m == 0 {
-		return []string{"*"}
+		return nil
 	}
-	var out []string
+	var out []E
 	for v := int32(1); v < 64; v++ {
 		if inMask(m, v) {
-			out = append(out, token(names, E(v)))
-		}
-	}
-	return out
-}
-
-func dedupe(s []string) []string {
-	seen := make(map[string]struct{}, len(s))
-	out := s[:0]
-	for _, x := range s {
-		if _, ok := seen[x]; !ok {
-			seen[x] = struct{}{}
-			out = append(out, x)
+			out = append(out, E(v))
 		}
 	}
 	return out

@@ -103,81 +103,34 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-func TestSubjectRoundTrip(t *testing.T) {
-	keys := append(allKeys,
-		Key{Type: msg, Provider: eventsv1.Provider_PROVIDER_UNKNOWN, Channel: "weird.key with *>"},
-		Key{Type: msg, Provider: twlo, Channel: "~tilde"},
-		Key{Type: msg, Provider: twlo, Channel: "emoji 📱"},
-		Key{Type: 99, Provider: 77, Status: 55, Channel: strings.Repeat("k", maxPlainToken+1)},
-	)
-	for _, k := range keys {
-		for _, id := range []string{"ev_0123abcd", "", "odd.id"} {
-			subj := k.Subject("pfx", id)
-			if strings.Count(subj, ".") != numTokens-1 {
-				t.Fatalf("subject %q has the wrong number of tokens", subj)
-			}
-			if strings.ContainsAny(subj, " *>") {
-				t.Fatalf("subject %q has unsafe characters", subj)
-			}
-			got, gotID, err := ParseSubject("pfx", subj)
-			if err != nil || got != k || gotID != id {
-				t.Fatalf("ParseSubject(%q) = %+v, %q, %v; want %+v, %q", subj, got, gotID, err, k, id)
-			}
-		}
-	}
-	for _, bad := range []string{"", "pfx", "other.message.twlo.a.none.x", "pfx.message.twlo.a", "pfx.bogus.twlo.a.none.x", "pfx.message.twlo.~!!.none.x"} {
-		if _, _, err := ParseSubject("pfx", bad); !errors.Is(err, ErrBadSubject) {
-			t.Errorf("ParseSubject(%q) err = %v, want ErrBadSubject", bad, err)
-		}
-	}
-}
-
-// TestSubjectsSelectWhatMatchSelects checks the server-side patterns against
-// Match over every key, so that the two can never disagree.
-func TestSubjectsSelectWhatMatchSelects(t *testing.T) {
-	filters := [][4]any{
-		{nil, nil, nil, nil},
-		{[]string{"twlo_1"}, nil, nil, nil},
-		{[]string{"twlo_1", "twlowa_2", "twlo_1"}, []P{twlo}, nil, nil},
-		{nil, nil, []T{msg}, []S{sent}},
-		{nil, nil, []T{upd}, []S{sent, failed}},
-		{nil, nil, nil, []S{failed}},
-		{nil, []P{twlo, twlowa}, []T{msg, upd, unk}, nil},
-	}
-	for i, ff := range filters {
-		chs, _ := ff[0].([]string)
-		ps, _ := ff[1].([]P)
-		ts, _ := ff[2].([]T)
-		ss, _ := ff[3].([]S)
-		f, err := New(chs, ps, ts, ss)
-		if err != nil {
-			t.Fatal(err)
-		}
-		patterns := f.Subjects("pfx")
-		for _, k := range allKeys {
-			subj := k.Subject("pfx", "ev_1")
-			selected := false
-			for _, p := range patterns {
-				selected = selected || subjectMatches(p, subj)
-			}
-			if selected != f.Match(&k) {
-				t.Errorf("filter %d: key %+v selected by %v = %v, Match = %v", i, k, patterns, selected, f.Match(&k))
-			}
-		}
-	}
-}
-
-func TestSubjectsFallsBackWhenLarge(t *testing.T) {
-	chs := make([]string, 100)
-	for i := range chs {
-		chs[i] = "c" + strings.Repeat("x", i)
-	}
-	f, err := New(chs, nil, nil, nil)
+func TestAccessors(t *testing.T) {
+	f, err := New([]string{"b", "a"}, []P{twlowa, twlo}, nil, []S{failed, sent, sent})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.Subjects("pfx"); len(got) != 1 || got[0] != "pfx.>" {
-		t.Fatalf("Subjects = %v, want [pfx.>]", got)
+	if got := f.ChannelKeys(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("ChannelKeys = %v", got)
+	}
+	if got := f.Providers(); len(got) != 2 || got[0] != twlo || got[1] != twlowa {
+		t.Errorf("Providers = %v", got)
+	}
+	if got := f.Statuses(); len(got) != 2 || got[0] != sent || got[1] != failed {
+		t.Errorf("Statuses = %v", got)
+	}
+	if got := f.Types(); got != nil {
+		t.Errorf("Types = %v, want nil (any)", got)
+	}
+	if !f.ChannelsExact() {
+		t.Error("ChannelsExact = false for a filter with exact keys")
+	}
+	scope, err := NewScope([]string{"twlo_*"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var any Filter
+	narrowed, err := any.Within(&scope)
+	if err != nil || narrowed.ChannelsExact() || narrowed.ChannelKeys() != nil {
+		t.Errorf("narrowed to a prefix: exact %v keys %v (%v)", narrowed.ChannelsExact(), narrowed.ChannelKeys(), err)
 	}
 }
 
@@ -190,37 +143,4 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { f.Match(&k) }); n != 0 {
 		t.Fatalf("Match allocates %v times", n)
 	}
-}
-
-// subjectMatches is NATS subject matching for patterns with '*' and a
-// trailing '>'.
-func subjectMatches(pattern, subject string) bool {
-	pt, st := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, p := range pt {
-		if p == ">" {
-			return len(st) > i
-		}
-		if i >= len(st) || (p != "*" && p != st[i]) {
-			return false
-		}
-	}
-	return len(pt) == len(st)
-}
-
-func FuzzParseSubject(f *testing.F) {
-	for _, k := range allKeys {
-		f.Add(k.Subject("pfx", "ev_1"))
-	}
-	f.Add("pfx.message.twlo.~.none.~")
-	f.Fuzz(func(t *testing.T, subj string) {
-		k, id, err := ParseSubject("pfx", subj)
-		if err != nil {
-			return
-		}
-		// Whatever parses must re-encode to a subject that parses the same.
-		k2, id2, err := ParseSubject("pfx", k.Subject("pfx", id))
-		if err != nil || k2 != k || id2 != id {
-			t.Fatalf("%q: round trip gave %+v %q %v, want %+v %q", subj, k2, id2, err, k, id)
-		}
-	})
 }

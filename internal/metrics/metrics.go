@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 	"github.com/eventsvc/eventsvc/internal/stream"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
@@ -44,9 +45,9 @@ const (
 	LabelAnonymous = "anonymous"
 )
 
-// knownProviders are the Sociocs provider codes the webhook converter maps
-// (internal/webhook's provider table); any other code is labelled "other".
-var knownProviders = []string{"twlo", "twlowa", "gswa", "tlnx"}
+// knownProviders are the Sociocs provider codes the webhook converter maps;
+// any other code is labelled "other".
+var knownProviders = sociocs.Providers.Codes()
 
 // storeBuckets are the upper bounds, in seconds, of the webhook-to-stored
 // histogram: a publish to an embedded server takes well under a millisecond,
@@ -90,7 +91,7 @@ func New(reg *prometheus.Registry) (*Metrics, error) {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventsvc_webhooks_total",
 			Help: "Webhook requests by outcome (stored, duplicate, bad_request, unauthorized, too_large, " +
-				"unsupported_media_type, method_not_allowed, unavailable), provider code (twlo, twlowa, gswa, tlnx; " +
+				"unsupported_media_type, method_not_allowed, unavailable), provider code (" + strings.Join(knownProviders, ", ") + "; " +
 				"other for any other code; empty when the body was not parsed) and event type (message, " +
 				"status_update, unknown; empty when the body was not parsed).",
 		}, []string{"outcome", "provider", "type"}),

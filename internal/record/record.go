@@ -19,9 +19,9 @@ import (
 // must not modify Data.
 type Record struct {
 	Sequence uint64
-	// Key is what filters select on, parsed from the subject.
+	// Key is what filters select on, as the log stored it.
 	Key filter.Key
-	// ID is the event id, parsed from the subject.
+	// ID is the event id (Event.id).
 	ID string
 	// Stored is when the log stored the event.
 	Stored time.Time

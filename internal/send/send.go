@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
@@ -162,8 +163,8 @@ func Build(cfg Config, stdin io.Reader) (target string, body []byte, err error) 
 		if st == "" {
 			st = DefaultStatus
 		}
-		if _, ok := webhook.StatusCode(st); !ok {
-			return "", nil, fmt.Errorf("%w: status %q: want one of %s", ErrConfig, st, strings.Join(webhook.StatusCodes(), ", "))
+		if _, ok := sociocs.Statuses.ByCode(st); !ok {
+			return "", nil, fmt.Errorf("%w: status %q: want one of %s", ErrConfig, st, strings.Join(sociocs.Statuses.Codes(), ", "))
 		}
 		body, err = json.MarshalIndent(newStatusUpdate(id, st), "", "  ")
 		u = u.JoinPath(key)
@@ -193,8 +194,8 @@ func channel(key, provider string) (string, string, error) {
 	if provider == "" {
 		provider = prefix
 	}
-	if _, known := webhook.ProviderCode(provider); !known {
-		return "", "", fmt.Errorf("%w: provider %q: want one of %s (a body of your own: --file)", ErrConfig, provider, strings.Join(webhook.ProviderCodes(), ", "))
+	if _, known := sociocs.Providers.ByCode(provider); !known {
+		return "", "", fmt.Errorf("%w: provider %q: want one of %s (a body of your own: --file)", ErrConfig, provider, strings.Join(sociocs.Providers.Codes(), ", "))
 	}
 	if prefix != provider {
 		return "", "", fmt.Errorf("%w: channel key %q is not of provider %q (a body of your own: --file)", ErrConfig, key, provider)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
 
 // ErrNotJSON and ErrNotObject are the only ways a body can fail conversion:
@@ -46,30 +47,12 @@ const (
 	eventStatusUpdate = "status_update"
 )
 
-var (
-	providers = map[string]eventsv1.Provider{
-		"twlo":   eventsv1.Provider_PROVIDER_TWILIO_SMS,
-		"twlowa": eventsv1.Provider_PROVIDER_TWILIO_WHATSAPP,
-		"gswa":   eventsv1.Provider_PROVIDER_GUPSHUP_WHATSAPP,
-		"tlnx":   eventsv1.Provider_PROVIDER_TELNYX_SMS,
-	}
-	directions = map[string]eventsv1.Direction{
-		"incoming": eventsv1.Direction_DIRECTION_INCOMING,
-		"outgoing": eventsv1.Direction_DIRECTION_OUTGOING,
-	}
-	statuses = map[string]eventsv1.Status{
-		"sent":            eventsv1.Status_STATUS_SENT,
-		"delivered":       eventsv1.Status_STATUS_DELIVERED,
-		"read":            eventsv1.Status_STATUS_READ,
-		"failed":          eventsv1.Status_STATUS_FAILED,
-		"queued":          eventsv1.Status_STATUS_QUEUED,
-		"sending":         eventsv1.Status_STATUS_SENDING,
-		"undelivered":     eventsv1.Status_STATUS_UNDELIVERED,
-		"sending_failed":  eventsv1.Status_STATUS_SENDING_FAILED,
-		"delivery_failed": eventsv1.Status_STATUS_DELIVERY_FAILED,
-		"enqueued":        eventsv1.Status_STATUS_ENQUEUED,
-	}
-)
+// directions are the values of a message's direction (not an enum Sociocs
+// shares with anything else).
+var directions = map[string]eventsv1.Direction{
+	"incoming": eventsv1.Direction_DIRECTION_INCOMING,
+	"outgoing": eventsv1.Direction_DIRECTION_OUTGOING,
+}
 
 // Convert turns a webhook body into an Event. channelKey is the key from the
 // URL ("" if none). received_at is receivedAt; sequence stays 0; raw_json is
@@ -102,12 +85,9 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	}
 	ev.MessageId, _ = c.str("message_id", top.get("message_id"))
 	ev.EventCode, _ = c.str("event", top.get("event"))
-	switch ev.EventCode {
-	case eventMessage:
-		ev.Type = eventsv1.EventType_EVENT_TYPE_MESSAGE
-	case eventStatusUpdate:
-		ev.Type = eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE
-	default:
+	if t, ok := sociocs.EventTypes.ByCode(ev.EventCode); ok {
+		ev.Type = t
+	} else {
 		ev.Type = eventsv1.EventType_EVENT_TYPE_UNKNOWN
 		if ev.EventCode == "" {
 			c.warn("event: missing; the event type is unknown")
@@ -205,7 +185,7 @@ func providerOf(code string) eventsv1.Provider {
 	if code == "" {
 		return eventsv1.Provider_PROVIDER_UNSPECIFIED
 	}
-	if p, ok := providers[strings.ToLower(code)]; ok {
+	if p, ok := sociocs.Providers.ByCode(strings.ToLower(code)); ok {
 		return p
 	}
 	return eventsv1.Provider_PROVIDER_UNKNOWN
@@ -499,7 +479,7 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 		return su
 	}
 	su.StatusCode, _ = c.str("event_data.status", data.get("status"))
-	if st, ok := statuses[su.StatusCode]; ok {
+	if st, ok := sociocs.Statuses.ByCode(su.StatusCode); ok {
 		su.Status = st
 	} else if su.StatusCode != "" {
 		su.Status = eventsv1.Status_STATUS_UNKNOWN

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
 
 // refConvert turns a webhook body into an Event. channelKey is the key from the
@@ -210,7 +211,7 @@ func refProviderOf(code string) eventsv1.Provider {
 	if code == "" {
 		return eventsv1.Provider_PROVIDER_UNSPECIFIED
 	}
-	if p, ok := providers[strings.ToLower(code)]; ok {
+	if p, ok := sociocs.Providers.ByCode(strings.ToLower(code)); ok {
 		return p
 	}
 	return eventsv1.Provider_PROVIDER_UNKNOWN
@@ -504,7 +505,7 @@ func (c *refConverter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateE
 		return su
 	}
 	su.StatusCode, _ = c.str("event_data.status", data["status"])
-	if st, ok := statuses[su.StatusCode]; ok {
+	if st, ok := sociocs.Statuses.ByCode(su.StatusCode); ok {
 		su.Status = st
 	} else if su.StatusCode != "" {
 		su.Status = eventsv1.Status_STATUS_UNKNOWN

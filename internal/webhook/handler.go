@@ -21,6 +21,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
 
 // DefaultMaxBodyBytes is the default limit on a webhook body.
@@ -389,11 +390,8 @@ func tooLarge(max int64) *httpError {
 }
 
 func eventTypeName(t eventsv1.EventType) string {
-	switch t {
-	case eventsv1.EventType_EVENT_TYPE_MESSAGE:
-		return eventMessage
-	case eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE:
-		return eventStatusUpdate
+	if code := sociocs.EventTypes.Code(t); code != "" {
+		return code
 	}
 	return "unknown"
 }

@@ -9,6 +9,7 @@ package eventsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	descriptorpb "google.golang.org/protobuf/types/descriptorpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -908,11 +909,34 @@ func (x *StatusError) GetDetails() *structpb.Value {
 	return nil
 }
 
+var file_sociocs_events_v1_event_proto_extTypes = []protoimpl.ExtensionInfo{
+	{
+		ExtendedType:  (*descriptorpb.EnumValueOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50100,
+		Name:          "sociocs.events.v1.code",
+		Tag:           "bytes,50100,opt,name=code",
+		Filename:      "sociocs/events/v1/event.proto",
+	},
+}
+
+// Extension fields to descriptorpb.EnumValueOptions.
+var (
+	// The string Sociocs sends in webhooks for this value: a provider code
+	// (`twlo`), an event name (`message`) or a status (`delivered`). Only values
+	// that Sociocs names carry it; UNSPECIFIED and UNKNOWN do not. Clients in any
+	// language can read it from the descriptors to map Sociocs's strings to enum
+	// values the way eventsvc does.
+	//
+	// optional string code = 50100;
+	E_Code = &file_sociocs_events_v1_event_proto_extTypes[0]
+)
+
 var File_sociocs_events_v1_event_proto protoreflect.FileDescriptor
 
 const file_sociocs_events_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x1dsociocs/events/v1/event.proto\x12\x11sociocs.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x04\n" +
+	"\x1dsociocs/events/v1/event.proto\x12\x11sociocs.events.v1\x1a google/protobuf/descriptor.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x04\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12;\n" +
@@ -972,38 +996,42 @@ const file_sociocs_events_v1_event_proto_rawDesc = "" +
 	"\vStatusError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x120\n" +
-	"\adetails\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\adetails*u\n" +
+	"\adetails\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\adetails*\x95\x01\n" +
 	"\tEventType\x12\x1a\n" +
-	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12EVENT_TYPE_MESSAGE\x10\x01\x12\x1c\n" +
-	"\x18EVENT_TYPE_STATUS_UPDATE\x10\x02\x12\x16\n" +
-	"\x12EVENT_TYPE_UNKNOWN\x10\x03*\xa9\x01\n" +
+	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x12EVENT_TYPE_MESSAGE\x10\x01\x1a\v\xa2\xbb\x18\amessage\x12/\n" +
+	"\x18EVENT_TYPE_STATUS_UPDATE\x10\x02\x1a\x11\xa2\xbb\x18\rstatus_update\x12\x16\n" +
+	"\x12EVENT_TYPE_UNKNOWN\x10\x03*\xd3\x01\n" +
 	"\bProvider\x12\x18\n" +
-	"\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n" +
-	"\x13PROVIDER_TWILIO_SMS\x10\x01\x12\x1c\n" +
-	"\x18PROVIDER_TWILIO_WHATSAPP\x10\x02\x12\x1d\n" +
-	"\x19PROVIDER_GUPSHUP_WHATSAPP\x10\x03\x12\x17\n" +
-	"\x13PROVIDER_TELNYX_SMS\x10\x04\x12\x14\n" +
+	"\x14PROVIDER_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x13PROVIDER_TWILIO_SMS\x10\x01\x1a\b\xa2\xbb\x18\x04twlo\x12(\n" +
+	"\x18PROVIDER_TWILIO_WHATSAPP\x10\x02\x1a\n" +
+	"\xa2\xbb\x18\x06twlowa\x12'\n" +
+	"\x19PROVIDER_GUPSHUP_WHATSAPP\x10\x03\x1a\b\xa2\xbb\x18\x04gswa\x12!\n" +
+	"\x13PROVIDER_TELNYX_SMS\x10\x04\x1a\b\xa2\xbb\x18\x04tlnx\x12\x14\n" +
 	"\x10PROVIDER_UNKNOWN\x10\x05*m\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DIRECTION_INCOMING\x10\x01\x12\x16\n" +
 	"\x12DIRECTION_OUTGOING\x10\x02\x12\x15\n" +
-	"\x11DIRECTION_UNKNOWN\x10\x03*\x8a\x02\n" +
+	"\x11DIRECTION_UNKNOWN\x10\x03*\x9a\x03\n" +
 	"\x06Status\x12\x16\n" +
-	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x0f\n" +
-	"\vSTATUS_SENT\x10\x01\x12\x14\n" +
-	"\x10STATUS_DELIVERED\x10\x02\x12\x0f\n" +
-	"\vSTATUS_READ\x10\x03\x12\x11\n" +
-	"\rSTATUS_FAILED\x10\x04\x12\x11\n" +
-	"\rSTATUS_QUEUED\x10\x05\x12\x12\n" +
-	"\x0eSTATUS_SENDING\x10\x06\x12\x16\n" +
-	"\x12STATUS_UNDELIVERED\x10\a\x12\x19\n" +
-	"\x15STATUS_SENDING_FAILED\x10\b\x12\x1a\n" +
-	"\x16STATUS_DELIVERY_FAILED\x10\t\x12\x13\n" +
+	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\vSTATUS_SENT\x10\x01\x1a\b\xa2\xbb\x18\x04sent\x12#\n" +
+	"\x10STATUS_DELIVERED\x10\x02\x1a\r\xa2\xbb\x18\tdelivered\x12\x19\n" +
+	"\vSTATUS_READ\x10\x03\x1a\b\xa2\xbb\x18\x04read\x12\x1d\n" +
+	"\rSTATUS_FAILED\x10\x04\x1a\n" +
+	"\xa2\xbb\x18\x06failed\x12\x1d\n" +
+	"\rSTATUS_QUEUED\x10\x05\x1a\n" +
+	"\xa2\xbb\x18\x06queued\x12\x1f\n" +
+	"\x0eSTATUS_SENDING\x10\x06\x1a\v\xa2\xbb\x18\asending\x12'\n" +
+	"\x12STATUS_UNDELIVERED\x10\a\x1a\x0f\xa2\xbb\x18\vundelivered\x12-\n" +
+	"\x15STATUS_SENDING_FAILED\x10\b\x1a\x12\xa2\xbb\x18\x0esending_failed\x12/\n" +
+	"\x16STATUS_DELIVERY_FAILED\x10\t\x1a\x13\xa2\xbb\x18\x0fdelivery_failed\x12!\n" +
 	"\x0fSTATUS_ENQUEUED\x10\n" +
-	"\x12\x12\n" +
-	"\x0eSTATUS_UNKNOWN\x10\vB=Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1b\x06proto3"
+	"\x1a\f\xa2\xbb\x18\benqueued\x12\x12\n" +
+	"\x0eSTATUS_UNKNOWN\x10\v:7\n" +
+	"\x04code\x12!.google.protobuf.EnumValueOptions\x18\xb4\x87\x03 \x01(\tR\x04codeB=Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_sociocs_events_v1_event_proto_rawDescOnce sync.Once
@@ -1020,18 +1048,19 @@ func file_sociocs_events_v1_event_proto_rawDescGZIP() []byte {
 var file_sociocs_events_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_sociocs_events_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_sociocs_events_v1_event_proto_goTypes = []any{
-	(EventType)(0),                // 0: sociocs.events.v1.EventType
-	(Provider)(0),                 // 1: sociocs.events.v1.Provider
-	(Direction)(0),                // 2: sociocs.events.v1.Direction
-	(Status)(0),                   // 3: sociocs.events.v1.Status
-	(*Event)(nil),                 // 4: sociocs.events.v1.Event
-	(*MessageEvent)(nil),          // 5: sociocs.events.v1.MessageEvent
-	(*Contact)(nil),               // 6: sociocs.events.v1.Contact
-	(*StatusUpdateEvent)(nil),     // 7: sociocs.events.v1.StatusUpdateEvent
-	(*StatusError)(nil),           // 8: sociocs.events.v1.StatusError
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
-	(*structpb.Value)(nil),        // 11: google.protobuf.Value
+	(EventType)(0),                        // 0: sociocs.events.v1.EventType
+	(Provider)(0),                         // 1: sociocs.events.v1.Provider
+	(Direction)(0),                        // 2: sociocs.events.v1.Direction
+	(Status)(0),                           // 3: sociocs.events.v1.Status
+	(*Event)(nil),                         // 4: sociocs.events.v1.Event
+	(*MessageEvent)(nil),                  // 5: sociocs.events.v1.MessageEvent
+	(*Contact)(nil),                       // 6: sociocs.events.v1.Contact
+	(*StatusUpdateEvent)(nil),             // 7: sociocs.events.v1.StatusUpdateEvent
+	(*StatusError)(nil),                   // 8: sociocs.events.v1.StatusError
+	(*timestamppb.Timestamp)(nil),         // 9: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 10: google.protobuf.Struct
+	(*structpb.Value)(nil),                // 11: google.protobuf.Value
+	(*descriptorpb.EnumValueOptions)(nil), // 12: google.protobuf.EnumValueOptions
 }
 var file_sociocs_events_v1_event_proto_depIdxs = []int32{
 	9,  // 0: sociocs.events.v1.Event.received_at:type_name -> google.protobuf.Timestamp
@@ -1049,10 +1078,11 @@ var file_sociocs_events_v1_event_proto_depIdxs = []int32{
 	8,  // 12: sociocs.events.v1.StatusUpdateEvent.error:type_name -> sociocs.events.v1.StatusError
 	10, // 13: sociocs.events.v1.StatusUpdateEvent.provider_error:type_name -> google.protobuf.Struct
 	11, // 14: sociocs.events.v1.StatusError.details:type_name -> google.protobuf.Value
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
+	12, // 15: sociocs.events.v1.code:extendee -> google.protobuf.EnumValueOptions
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	15, // [15:16] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
 }
 
@@ -1073,13 +1103,14 @@ func file_sociocs_events_v1_event_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sociocs_events_v1_event_proto_rawDesc), len(file_sociocs_events_v1_event_proto_rawDesc)),
 			NumEnums:      4,
 			NumMessages:   5,
-			NumExtensions: 0,
+			NumExtensions: 1,
 			NumServices:   0,
 		},
 		GoTypes:           file_sociocs_events_v1_event_proto_goTypes,
 		DependencyIndexes: file_sociocs_events_v1_event_proto_depIdxs,
 		EnumInfos:         file_sociocs_events_v1_event_proto_enumTypes,
 		MessageInfos:      file_sociocs_events_v1_event_proto_msgTypes,
+		ExtensionInfos:    file_sociocs_events_v1_event_proto_extTypes,
 	}.Build()
 	File_sociocs_events_v1_event_proto = out.File
 	file_sociocs_events_v1_event_proto_goTypes = nil

@@ -11,34 +11,68 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsociocs/events/v1/event.proto\x12\x11sociocs.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x04\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08sequence\x18\x02 \x01(\x04R\x08sequence\x12;\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreceivedAt\x12\x30\n\x04type\x18\x04 \x01(\x0e\x32\x1c.sociocs.events.v1.EventTypeR\x04type\x12\x1d\n\nevent_code\x18\x05 \x01(\tR\teventCode\x12\x37\n\x08provider\x18\x06 \x01(\x0e\x32\x1b.sociocs.events.v1.ProviderR\x08provider\x12#\n\rprovider_code\x18\x07 \x01(\tR\x0cproviderCode\x12\x1f\n\x0b\x63hannel_key\x18\x08 \x01(\tR\nchannelKey\x12\x1d\n\nmessage_id\x18\t \x01(\tR\tmessageId\x12;\n\x07message\x18\n \x01(\x0b\x32\x1f.sociocs.events.v1.MessageEventH\x00R\x07message\x12K\n\rstatus_update\x18\x0b \x01(\x0b\x32$.sociocs.events.v1.StatusUpdateEventH\x00R\x0cstatusUpdate\x12\x19\n\x08raw_json\x18\x0c \x01(\x0cR\x07rawJson\x12/\n\x13\x63onversion_warnings\x18\r \x03(\tR\x12\x63onversionWarningsB\t\n\x07payload\"\xb0\x03\n\x0cMessageEvent\x12:\n\tdirection\x18\x01 \x01(\x0e\x32\x1c.sociocs.events.v1.DirectionR\tdirection\x12%\n\x0e\x64irection_code\x18\x02 \x01(\tR\rdirectionCode\x12\x1f\n\x0b\x66rom_number\x18\x03 \x01(\tR\nfromNumber\x12\x1b\n\tto_number\x18\x04 \x01(\tR\x08toNumber\x12\x17\n\x04name\x18\x05 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x12\n\x04text\x18\x06 \x01(\tR\x04text\x12\x1b\n\tfile_urls\x18\x07 \x03(\tR\x08\x66ileUrls\x12\x1d\n\nimage_urls\x18\x08 \x03(\tR\timageUrls\x12\x1d\n\nvideo_urls\x18\t \x03(\tR\tvideoUrls\x12\x34\n\x07\x63ontact\x18\n \x01(\x0b\x32\x1a.sociocs.events.v1.ContactR\x07\x63ontact\x12\x38\n\ttimestamp\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ttimestampB\x07\n\x05_name\"\xf5\x02\n\x07\x43ontact\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12!\n\x0cphone_number\x18\x03 \x01(\tR\x0bphoneNumber\x12&\n\x0fphone_number_cc\x18\x04 \x01(\tR\rphoneNumberCc\x12:\n\x0c\x65xtra_fields\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x0b\x65xtraFields\x12*\n\x11\x65xtra_fields_json\x18\x06 \x01(\tR\x0f\x65xtraFieldsJson\x12\x39\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n\nis_blocked\x18\t \x01(\x08R\tisBlocked\"\xdd\x01\n\x11StatusUpdateEvent\x12\x31\n\x06status\x18\x01 \x01(\x0e\x32\x19.sociocs.events.v1.StatusR\x06status\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\tR\nstatusCode\x12\x34\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1e.sociocs.events.v1.StatusErrorR\x05\x65rror\x12>\n\x0eprovider_error\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\rproviderError\"m\n\x0bStatusError\x12\x12\n\x04\x63ode\x18\x01 \x01(\tR\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x30\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x07\x64\x65tails*u\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_MESSAGE\x10\x01\x12\x1c\n\x18\x45VENT_TYPE_STATUS_UPDATE\x10\x02\x12\x16\n\x12\x45VENT_TYPE_UNKNOWN\x10\x03*\xa9\x01\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x17\n\x13PROVIDER_TWILIO_SMS\x10\x01\x12\x1c\n\x18PROVIDER_TWILIO_WHATSAPP\x10\x02\x12\x1d\n\x19PROVIDER_GUPSHUP_WHATSAPP\x10\x03\x12\x17\n\x13PROVIDER_TELNYX_SMS\x10\x04\x12\x14\n\x10PROVIDER_UNKNOWN\x10\x05*m\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_INCOMING\x10\x01\x12\x16\n\x12\x44IRECTION_OUTGOING\x10\x02\x12\x15\n\x11\x44IRECTION_UNKNOWN\x10\x03*\x8a\x02\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTATUS_SENT\x10\x01\x12\x14\n\x10STATUS_DELIVERED\x10\x02\x12\x0f\n\x0bSTATUS_READ\x10\x03\x12\x11\n\rSTATUS_FAILED\x10\x04\x12\x11\n\rSTATUS_QUEUED\x10\x05\x12\x12\n\x0eSTATUS_SENDING\x10\x06\x12\x16\n\x12STATUS_UNDELIVERED\x10\x07\x12\x19\n\x15STATUS_SENDING_FAILED\x10\x08\x12\x1a\n\x16STATUS_DELIVERY_FAILED\x10\t\x12\x13\n\x0fSTATUS_ENQUEUED\x10\n\x12\x12\n\x0eSTATUS_UNKNOWN\x10\x0b\x42=Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsociocs/events/v1/event.proto\x12\x11sociocs.events.v1\x1a google/protobuf/descriptor.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x04\n\x05\x45vent\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08sequence\x18\x02 \x01(\x04R\x08sequence\x12;\n\x0breceived_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreceivedAt\x12\x30\n\x04type\x18\x04 \x01(\x0e\x32\x1c.sociocs.events.v1.EventTypeR\x04type\x12\x1d\n\nevent_code\x18\x05 \x01(\tR\teventCode\x12\x37\n\x08provider\x18\x06 \x01(\x0e\x32\x1b.sociocs.events.v1.ProviderR\x08provider\x12#\n\rprovider_code\x18\x07 \x01(\tR\x0cproviderCode\x12\x1f\n\x0b\x63hannel_key\x18\x08 \x01(\tR\nchannelKey\x12\x1d\n\nmessage_id\x18\t \x01(\tR\tmessageId\x12;\n\x07message\x18\n \x01(\x0b\x32\x1f.sociocs.events.v1.MessageEventH\x00R\x07message\x12K\n\rstatus_update\x18\x0b \x01(\x0b\x32$.sociocs.events.v1.StatusUpdateEventH\x00R\x0cstatusUpdate\x12\x19\n\x08raw_json\x18\x0c \x01(\x0cR\x07rawJson\x12/\n\x13\x63onversion_warnings\x18\r \x03(\tR\x12\x63onversionWarningsB\t\n\x07payload\"\xb0\x03\n\x0cMessageEvent\x12:\n\tdirection\x18\x01 \x01(\x0e\x32\x1c.sociocs.events.v1.DirectionR\tdirection\x12%\n\x0e\x64irection_code\x18\x02 \x01(\tR\rdirectionCode\x12\x1f\n\x0b\x66rom_number\x18\x03 \x01(\tR\nfromNumber\x12\x1b\n\tto_number\x18\x04 \x01(\tR\x08toNumber\x12\x17\n\x04name\x18\x05 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x12\n\x04text\x18\x06 \x01(\tR\x04text\x12\x1b\n\tfile_urls\x18\x07 \x03(\tR\x08\x66ileUrls\x12\x1d\n\nimage_urls\x18\x08 \x03(\tR\timageUrls\x12\x1d\n\nvideo_urls\x18\t \x03(\tR\tvideoUrls\x12\x34\n\x07\x63ontact\x18\n \x01(\x0b\x32\x1a.sociocs.events.v1.ContactR\x07\x63ontact\x12\x38\n\ttimestamp\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ttimestampB\x07\n\x05_name\"\xf5\x02\n\x07\x43ontact\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12!\n\x0cphone_number\x18\x03 \x01(\tR\x0bphoneNumber\x12&\n\x0fphone_number_cc\x18\x04 \x01(\tR\rphoneNumberCc\x12:\n\x0c\x65xtra_fields\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x0b\x65xtraFields\x12*\n\x11\x65xtra_fields_json\x18\x06 \x01(\tR\x0f\x65xtraFieldsJson\x12\x39\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x39\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n\nis_blocked\x18\t \x01(\x08R\tisBlocked\"\xdd\x01\n\x11StatusUpdateEvent\x12\x31\n\x06status\x18\x01 \x01(\x0e\x32\x19.sociocs.events.v1.StatusR\x06status\x12\x1f\n\x0bstatus_code\x18\x02 \x01(\tR\nstatusCode\x12\x34\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1e.sociocs.events.v1.StatusErrorR\x05\x65rror\x12>\n\x0eprovider_error\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\rproviderError\"m\n\x0bStatusError\x12\x12\n\x04\x63ode\x18\x01 \x01(\tR\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x30\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x16.google.protobuf.ValueR\x07\x64\x65tails*\x95\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12#\n\x12\x45VENT_TYPE_MESSAGE\x10\x01\x1a\x0b\xa2\xbb\x18\x07message\x12/\n\x18\x45VENT_TYPE_STATUS_UPDATE\x10\x02\x1a\x11\xa2\xbb\x18\rstatus_update\x12\x16\n\x12\x45VENT_TYPE_UNKNOWN\x10\x03*\xd3\x01\n\x08Provider\x12\x18\n\x14PROVIDER_UNSPECIFIED\x10\x00\x12!\n\x13PROVIDER_TWILIO_SMS\x10\x01\x1a\x08\xa2\xbb\x18\x04twlo\x12(\n\x18PROVIDER_TWILIO_WHATSAPP\x10\x02\x1a\n\xa2\xbb\x18\x06twlowa\x12\'\n\x19PROVIDER_GUPSHUP_WHATSAPP\x10\x03\x1a\x08\xa2\xbb\x18\x04gswa\x12!\n\x13PROVIDER_TELNYX_SMS\x10\x04\x1a\x08\xa2\xbb\x18\x04tlnx\x12\x14\n\x10PROVIDER_UNKNOWN\x10\x05*m\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44IRECTION_INCOMING\x10\x01\x12\x16\n\x12\x44IRECTION_OUTGOING\x10\x02\x12\x15\n\x11\x44IRECTION_UNKNOWN\x10\x03*\x9a\x03\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x0bSTATUS_SENT\x10\x01\x1a\x08\xa2\xbb\x18\x04sent\x12#\n\x10STATUS_DELIVERED\x10\x02\x1a\r\xa2\xbb\x18\tdelivered\x12\x19\n\x0bSTATUS_READ\x10\x03\x1a\x08\xa2\xbb\x18\x04read\x12\x1d\n\rSTATUS_FAILED\x10\x04\x1a\n\xa2\xbb\x18\x06\x66\x61iled\x12\x1d\n\rSTATUS_QUEUED\x10\x05\x1a\n\xa2\xbb\x18\x06queued\x12\x1f\n\x0eSTATUS_SENDING\x10\x06\x1a\x0b\xa2\xbb\x18\x07sending\x12\'\n\x12STATUS_UNDELIVERED\x10\x07\x1a\x0f\xa2\xbb\x18\x0bundelivered\x12-\n\x15STATUS_SENDING_FAILED\x10\x08\x1a\x12\xa2\xbb\x18\x0esending_failed\x12/\n\x16STATUS_DELIVERY_FAILED\x10\t\x1a\x13\xa2\xbb\x18\x0f\x64\x65livery_failed\x12!\n\x0fSTATUS_ENQUEUED\x10\n\x1a\x0c\xa2\xbb\x18\x08\x65nqueued\x12\x12\n\x0eSTATUS_UNKNOWN\x10\x0b:7\n\x04\x63ode\x12!.google.protobuf.EnumValueOptions\x18\xb4\x87\x03 \x01(\tR\x04\x63odeB=Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sociocs.events.v1.event_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
+  google_dot_protobuf_dot_descriptor__pb2.EnumValueOptions.RegisterExtension(code)
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1'
-  _EVENTTYPE._serialized_start=1840
-  _EVENTTYPE._serialized_end=1957
-  _PROVIDER._serialized_start=1960
-  _PROVIDER._serialized_end=2129
-  _DIRECTION._serialized_start=2131
-  _DIRECTION._serialized_end=2240
-  _STATUS._serialized_start=2243
-  _STATUS._serialized_end=2509
-  _EVENT._serialized_start=116
-  _EVENT._serialized_end=692
-  _MESSAGEEVENT._serialized_start=695
-  _MESSAGEEVENT._serialized_end=1127
-  _CONTACT._serialized_start=1130
-  _CONTACT._serialized_end=1503
-  _STATUSUPDATEEVENT._serialized_start=1506
-  _STATUSUPDATEEVENT._serialized_end=1727
-  _STATUSERROR._serialized_start=1729
-  _STATUSERROR._serialized_end=1838
+  _EVENTTYPE.values_by_name["EVENT_TYPE_MESSAGE"]._options = None
+  _EVENTTYPE.values_by_name["EVENT_TYPE_MESSAGE"]._serialized_options = b'\242\273\030\007message'
+  _EVENTTYPE.values_by_name["EVENT_TYPE_STATUS_UPDATE"]._options = None
+  _EVENTTYPE.values_by_name["EVENT_TYPE_STATUS_UPDATE"]._serialized_options = b'\242\273\030\rstatus_update'
+  _PROVIDER.values_by_name["PROVIDER_TWILIO_SMS"]._options = None
+  _PROVIDER.values_by_name["PROVIDER_TWILIO_SMS"]._serialized_options = b'\242\273\030\004twlo'
+  _PROVIDER.values_by_name["PROVIDER_TWILIO_WHATSAPP"]._options = None
+  _PROVIDER.values_by_name["PROVIDER_TWILIO_WHATSAPP"]._serialized_options = b'\242\273\030\006twlowa'
+  _PROVIDER.values_by_name["PROVIDER_GUPSHUP_WHATSAPP"]._options = None
+  _PROVIDER.values_by_name["PROVIDER_GUPSHUP_WHATSAPP"]._serialized_options = b'\242\273\030\004gswa'
+  _PROVIDER.values_by_name["PROVIDER_TELNYX_SMS"]._options = None
+  _PROVIDER.values_by_name["PROVIDER_TELNYX_SMS"]._serialized_options = b'\242\273\030\004tlnx'
+  _STATUS.values_by_name["STATUS_SENT"]._options = None
+  _STATUS.values_by_name["STATUS_SENT"]._serialized_options = b'\242\273\030\004sent'
+  _STATUS.values_by_name["STATUS_DELIVERED"]._options = None
+  _STATUS.values_by_name["STATUS_DELIVERED"]._serialized_options = b'\242\273\030\tdelivered'
+  _STATUS.values_by_name["STATUS_READ"]._options = None
+  _STATUS.values_by_name["STATUS_READ"]._serialized_options = b'\242\273\030\004read'
+  _STATUS.values_by_name["STATUS_FAILED"]._options = None
+  _STATUS.values_by_name["STATUS_FAILED"]._serialized_options = b'\242\273\030\006failed'
+  _STATUS.values_by_name["STATUS_QUEUED"]._options = None
+  _STATUS.values_by_name["STATUS_QUEUED"]._serialized_options = b'\242\273\030\006queued'
+  _STATUS.values_by_name["STATUS_SENDING"]._options = None
+  _STATUS.values_by_name["STATUS_SENDING"]._serialized_options = b'\242\273\030\007sending'
+  _STATUS.values_by_name["STATUS_UNDELIVERED"]._options = None
+  _STATUS.values_by_name["STATUS_UNDELIVERED"]._serialized_options = b'\242\273\030\013undelivered'
+  _STATUS.values_by_name["STATUS_SENDING_FAILED"]._options = None
+  _STATUS.values_by_name["STATUS_SENDING_FAILED"]._serialized_options = b'\242\273\030\016sending_failed'
+  _STATUS.values_by_name["STATUS_DELIVERY_FAILED"]._options = None
+  _STATUS.values_by_name["STATUS_DELIVERY_FAILED"]._serialized_options = b'\242\273\030\017delivery_failed'
+  _STATUS.values_by_name["STATUS_ENQUEUED"]._options = None
+  _STATUS.values_by_name["STATUS_ENQUEUED"]._serialized_options = b'\242\273\030\010enqueued'
+  _EVENTTYPE._serialized_start=1875
+  _EVENTTYPE._serialized_end=2024
+  _PROVIDER._serialized_start=2027
+  _PROVIDER._serialized_end=2238
+  _DIRECTION._serialized_start=2240
+  _DIRECTION._serialized_end=2349
+  _STATUS._serialized_start=2352
+  _STATUS._serialized_end=2762
+  _EVENT._serialized_start=150
+  _EVENT._serialized_end=726
+  _MESSAGEEVENT._serialized_start=729
+  _MESSAGEEVENT._serialized_end=1161
+  _CONTACT._serialized_start=1164
+  _CONTACT._serialized_end=1537
+  _STATUSUPDATEEVENT._serialized_start=1540
+  _STATUSUPDATEEVENT._serialized_end=1761
+  _STATUSERROR._serialized_start=1763
+  _STATUSERROR._serialized_end=1872
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -6,6 +7,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
+CODE_FIELD_NUMBER: _ClassVar[int]
 DESCRIPTOR: _descriptor.FileDescriptor
 DIRECTION_INCOMING: Direction
 DIRECTION_OUTGOING: Direction
@@ -33,6 +35,7 @@ STATUS_SENT: Status
 STATUS_UNDELIVERED: Status
 STATUS_UNKNOWN: Status
 STATUS_UNSPECIFIED: Status
+code: _descriptor.FieldDescriptor
 
 class Contact(_message.Message):
     __slots__ = ["created_at", "extra_fields", "extra_fields_json", "id", "is_blocked", "name", "phone_number", "phone_number_cc", "updated_at"]

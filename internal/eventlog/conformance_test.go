@@ -1,0 +1,103 @@
+package eventlog_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/eventlog/logtest"
+	"github.com/eventsvc/eventsvc/internal/natstest"
+)
+
+// The conformance suite, against the embedded server and against a real
+// nats-server process.
+func TestConformanceEmbedded(t *testing.T) {
+	logtest.Run(t, func(t *testing.T) logtest.Harness { return &harness{t: t, dataDir: t.TempDir()} })
+}
+
+func TestConformanceNATSServer(t *testing.T) {
+	srv := natstest.Start(t, natstest.Options{})
+	n := 0
+	logtest.Run(t, func(t *testing.T) logtest.Harness {
+		// One server, a stream (and subjects) per test.
+		n++
+		return &harness{t: t, dataDir: t.TempDir(), url: srv.URL(), stream: fmt.Sprintf("T%d", n), prefix: fmt.Sprintf("t%d", n)}
+	})
+}
+
+type harness struct {
+	t       *testing.T
+	dataDir string // of the first instance (and the embedded server)
+	url     string
+	stream  string
+	prefix  string
+}
+
+func (h *harness) config(dataDir string) eventlog.Config {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.Default()
+	}
+	return eventlog.Config{URL: h.url, DataDir: dataDir, StreamName: h.stream, SubjectPrefix: h.prefix, MaxAge: time.Hour, Logger: logger}
+}
+
+func (h *harness) open(t *testing.T, dataDir string) logtest.Log {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := eventlog.Open(ctx, h.config(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return publisher{l}
+}
+
+func (h *harness) Open(t *testing.T) logtest.Log { return h.open(t, h.dataDir) }
+
+func (h *harness) Peer(t *testing.T) logtest.Log {
+	if h.url == "" {
+		return nil // the embedded server has no port
+	}
+	return h.open(t, t.TempDir())
+}
+
+func (h *harness) Recreate(t *testing.T) {
+	if h.url == "" {
+		// The log is the data directory (the index is in it too).
+		if err := os.RemoveAll(h.dataDir); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	nc, err := nats.Connect(h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), h.stream); err != nil {
+		t.Fatal(err)
+	}
+	// The index stays, as an instance's data directory would: it must see
+	// that it belongs to another epoch.
+}
+
+// publisher adapts Publish to the suite's signature.
+type publisher struct{ *eventlog.Log }
+
+func (p publisher) Publish(ctx context.Context, ev *eventsv1.Event) (uint64, bool, error) {
+	ack, err := p.Log.Publish(ctx, ev)
+	return ack.Sequence, ack.Duplicate, err
+}
