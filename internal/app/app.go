@@ -31,6 +31,7 @@ import (
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
 	"github.com/eventsvc/eventsvc/internal/stream"
+	"github.com/eventsvc/eventsvc/internal/ui"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
@@ -265,6 +266,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	})
 	mux.HandleFunc("GET /readyz", a.serveReadyz)
 	mux.Handle("GET /metrics", a.metrics.Handler(logger))
+	if cfg.UI {
+		ui.Register(mux)
+	}
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
