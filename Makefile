@@ -53,6 +53,11 @@ breaking: ## buf breaking against HEAD and the previous commit.
 bench: ## Run the Go benchmarks (figures in README.md).
 	go test -run '^$$' -bench . -benchmem $(GO_PACKAGES)
 
+.PHONY: screenshot
+screenshot: ## Refresh docs/web-view.png (and -dark.png) from the web view in headless Chromium (apt-get install chromium).
+	EVENTSVC_SCREENSHOT=$(CURDIR)/docs/web-view.png EVENTSVC_REQUIRE_BROWSER_TESTS=1 \
+		go test -count=1 -run '^TestWebViewScreenshot$$' ./internal/app/
+
 .PHONY: fuzz
 fuzz: ## Fuzz the webhook converter for 60 s.
 	go test -run '^$$' -fuzz FuzzConvert -fuzztime 60s ./internal/webhook/
