@@ -90,7 +90,7 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 	return ctx
 }
 
-// do runs browser steps, bounded in time.
+// browse runs browser steps, bounded in time.
 func browse(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -226,6 +226,7 @@ func postMessages(t *testing.T, s *server, prefix string, n int) {
 // full event with its raw JSON, pause and resume, a bounded list, and a
 // reconnect across a restart of the server with no gap and no duplicate.
 func TestWebView(t *testing.T) {
+	chromium(t)
 	cfg := testConfig(t)
 	s := start(t, cfg)
 	for _, w := range webhooks {
@@ -363,6 +364,7 @@ func TestWebView(t *testing.T) {
 // process no longer accepts the old stream token, mints another and resumes
 // with no gap and no duplicate.
 func TestWebViewWithToken(t *testing.T) {
+	chromium(t)
 	cfg := testConfig(t)
 	cfg.Auth.File = authFile(t.TempDir(), "admin")
 	s := start(t, cfg)
@@ -438,6 +440,7 @@ func TestWebViewScreenshot(t *testing.T) {
 	if out == "" {
 		t.Skip("EVENTSVC_SCREENSHOT=path.png (make screenshot) writes a screenshot of the web view")
 	}
+	chromium(t)
 	s := start(t, testConfig(t))
 	for _, w := range screenshotWebhooks() {
 		b, err := json.Marshal(w.body)
