@@ -93,6 +93,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", cfg.TLS.ClientCAFile, "CA (PEM) for client certificates: required over gRPC, verified when given over HTTP")
 
 	fs.BoolVar(&cfg.GRPCReflection, "grpc-reflection", cfg.GRPCReflection, "serve gRPC server reflection (for grpcurl); --grpc-reflection=false turns it off")
+	fs.BoolVar(&cfg.UI, "ui", cfg.UI, "serve the live web view at /ui/; --ui=false turns it off")
 	fs.DurationVar(&cfg.ReadinessInterval, "readiness-interval", cfg.ReadinessInterval, "how often readiness (event log reachable, stream present) is checked for /readyz and gRPC health")
 
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")

@@ -49,6 +49,10 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return !c.GRPCReflection }},
 		{"reflection off by flag", []string{"--grpc-reflection=false"}, nil,
 			func(c config.Config) bool { return !c.GRPCReflection }},
+		{"web view on by default", nil, nil, func(c config.Config) bool { return c.UI }},
+		{"web view off by flag", []string{"--ui=false"}, nil, func(c config.Config) bool { return !c.UI }},
+		{"web view off in the environment", nil, map[string]string{"EVENTSVC_UI": "false"},
+			func(c config.Config) bool { return !c.UI }},
 		{"limit defaults", nil, nil, func(c config.Config) bool {
 			return c.HTTP == config.HTTP{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Second} &&
 				c.GRPC == config.GRPC{MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 16 << 20, WriteTimeout: 10 * time.Second} &&

@@ -32,6 +32,7 @@ import (
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
 	"github.com/eventsvc/eventsvc/internal/stream"
+	"github.com/eventsvc/eventsvc/internal/ui"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
@@ -312,6 +313,9 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 			}
 			return a.metricsServer.Serve(a.metricsLn)
 		})
+	}
+	if cfg.UI {
+		ui.Register(mux)
 	}
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.

@@ -45,6 +45,9 @@ type Config struct {
 	// similar tools work without the proto files. Default true (false in a
 	// zero Config).
 	GRPCReflection bool
+	// UI serves the live web view at /ui/ (and redirects / there). Default
+	// true (false in a zero Config).
+	UI bool
 	// ReadinessInterval is how often readiness (the event log is reachable and
 	// its stream exists) is checked for /readyz and the gRPC health service.
 	// Default 1 s; at least 10 ms.
@@ -238,6 +241,7 @@ func Default() Config {
 			StreamTokenTTL: 5 * time.Minute,
 		},
 		GRPCReflection:    true,
+		UI:                true,
 		ReadinessInterval: time.Second,
 
 		List: List{

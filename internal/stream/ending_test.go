@@ -142,9 +142,16 @@ func TestShutdownEndsStreamsThatDoNotRead(t *testing.T) {
 		return goroutinesIn("google.golang.org/grpc/internal/transport.(*writeQuota).get") == 1
 	})
 	reading := h.subscribe(t, ctx, &eventsv1.StreamEventsRequest{})
+	// Its first message, the heartbeat that says it is live, has been sent:
+	// the shutdown finds it started, with a position to resume from (one
+	// caught before that is told to retry as it was).
+	hb, err := reading.Recv()
+	if err != nil || hb.GetHeartbeat() == nil {
+		t.Fatalf("first message of a live stream: %v, %v", hb, err)
+	}
 
 	h.stopHub()
-	last, err := drain(t, reading, 0)
+	last, err := drain(t, reading, hb.GetHeartbeat().GetLastSequence())
 	if status.Code(err) != codes.Unavailable || reasonOf(err) != "shutting_down" {
 		t.Fatalf("reading stream ended with %v, want UNAVAILABLE shutting_down", err)
 	}
