@@ -80,6 +80,11 @@ breaking: $(BUF) ## buf breaking against HEAD and the previous commit.
 bench: ## Run the Go benchmarks (figures in README.md).
 	go test -run '^$$' -bench . -benchmem $(GO_PACKAGES)
 
+.PHONY: screenshot
+screenshot: ## Refresh docs/web-view.png (and -dark.png) from the web view in headless Chromium (apt-get install chromium).
+	EVENTSVC_SCREENSHOT=$(CURDIR)/docs/web-view.png EVENTSVC_REQUIRE_BROWSER_TESTS=1 \
+		go test -count=1 -run '^TestWebViewScreenshot$$' ./internal/app/
+
 .PHONY: fuzz
 fuzz: ## Fuzz every fuzz target in turn, FUZZTIME each (default 60s; CI runs 15s).
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

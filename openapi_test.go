@@ -19,7 +19,7 @@ func TestOpenAPIInfo(t *testing.T) {
 	if doc.Info.Title != "eventsvc" || doc.Info.Version != "v1" || !strings.Contains(doc.Info.Description, "sociocs.events.v1.EventService") {
 		t.Fatalf("info = %+v", doc.Info)
 	}
-	if len(doc.Paths) != 4 {
-		t.Errorf("%d paths, want the 4 of the HTTP mapping", len(doc.Paths))
+	if len(doc.Paths) != 5 {
+		t.Errorf("%d paths, want the 5 of the HTTP mapping", len(doc.Paths))
 	}
 }

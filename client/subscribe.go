@@ -112,12 +112,14 @@ func (e handlerError) Unwrap() error { return e.err }
 // a retry repeats req as it was.
 //
 // These errors are permanent and end Subscribe: UNAUTHENTICATED,
-// PERMISSION_DENIED, INVALID_ARGUMENT, and, unless req sets allow_gap,
-// FAILED_PRECONDITION and OUT_OF_RANGE (a cursor from a recreated log, or
-// whose events expired); also RESOURCE_EXHAUSTED without a resume position
-// (a limit on streams, or a message too large for MaxRecvMsgSize) and any
-// code not listed as retryable. UNAVAILABLE, RESOURCE_EXHAUSTED with a
-// resume position (the subscriber fell behind), ABORTED, INTERNAL, UNKNOWN,
+// PERMISSION_DENIED without a resume position, INVALID_ARGUMENT, and,
+// unless req sets allow_gap, FAILED_PRECONDITION and OUT_OF_RANGE (a cursor
+// from a recreated log, or whose events expired); also RESOURCE_EXHAUSTED
+// without a resume position (a limit on streams, or a message too large for
+// MaxRecvMsgSize) and any code not listed as retryable. UNAVAILABLE,
+// RESOURCE_EXHAUSTED with a resume position (the subscriber fell behind),
+// PERMISSION_DENIED with a resume position (the client's rights narrowed:
+// the retry is checked under the new ones), ABORTED, INTERNAL, UNKNOWN,
 // DEADLINE_EXCEEDED, a CANCELED that is not ctx's, transport errors and a
 // stream that simply ends are retried.
 //
@@ -247,7 +249,10 @@ func retryable(err error, allowGap bool) bool {
 	switch st.Code() {
 	case codes.Unavailable, codes.Aborted, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.Canceled:
 		return true
-	case codes.ResourceExhausted:
+	case codes.ResourceExhausted, codes.PermissionDenied:
+		// With a resume position the server ended a stream that had been
+		// fine: the subscriber fell behind, or its client's rights
+		// narrowed (the request is then checked again, under them).
 		_, _, ok := ResumePosition(err)
 		return ok
 	case codes.FailedPrecondition, codes.OutOfRange:

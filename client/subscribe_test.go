@@ -410,3 +410,55 @@ func TestTokenNeedsTLSUnlessInsecure(t *testing.T) {
 		t.Fatalf("Subscribe over TLS to a plaintext server: %v", err)
 	}
 }
+
+// TestSubscribeAcrossAnAuthReload: when the server's clients are reloaded,
+// a subscription whose token was revoked stops with UNAUTHENTICATED; one
+// whose rights narrowed resumes under the new rights with no gap and no
+// duplicate; a request the new rights refuse stops with PERMISSION_DENIED.
+func TestSubscribeAcrossAnAuthReload(t *testing.T) {
+	s := newServer(t)
+	s.post(channel, "m1")
+	wide, narrow := &recorder{}, &recorder{}
+	wideDone := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		wideDone <- s.dial(narrowToken).Subscribe(ctx, &eventsv1.StreamEventsRequest{FromEarliest: true}, wide.handle)
+	}()
+	_, narrowedDone := subscribe(t, s.dial(fullToken), &eventsv1.StreamEventsRequest{FromEarliest: true}, narrow.handle)
+	waitFor(t, "m1 on both", func() bool { return len(wide.messageIDs()) == 1 && len(narrow.messageIDs()) == 1 })
+
+	// The narrow token is removed; the full one may now read twlo_* only.
+	auth := fmt.Sprintf("clients:\n  - name: full\n    token_sha256: %s\n    channel_keys: [\"twlo_*\"]\n", sha(fullToken))
+	if err := os.WriteFile(s.cfg.Auth.File, []byte(auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.app.ReloadAuth(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-wideDone:
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("the revoked token's subscription ended with %v, want UNAUTHENTICATED", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the revoked token's subscription goes on")
+	}
+	waitFor(t, "the narrowed subscription to reconnect", func() bool { return len(narrow.of(client.KindReconnect)) > 0 })
+	s.post(otherChannel, "x1") // outside the new rights
+	s.post(channel, "m2")
+	waitFor(t, "m2", func() bool { return len(narrow.messageIDs()) >= 2 })
+	if ids := narrow.messageIDs(); !equal(ids, []string{"m1", "m2"}) {
+		t.Fatalf("the narrowed subscription got %v, want m1 and m2 once each", ids)
+	}
+	select {
+	case err := <-narrowedDone:
+		t.Fatalf("the narrowed subscription stopped: %v", err)
+	default:
+	}
+	// Asking for what is now outside the rights is refused for good.
+	err := s.dial(fullToken).Subscribe(ctx, &eventsv1.StreamEventsRequest{ChannelKeys: []string{otherChannel}}, (&recorder{}).handle)
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a filter outside the new rights: %v, want PERMISSION_DENIED", err)
+	}
+}

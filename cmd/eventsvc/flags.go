@@ -78,17 +78,22 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.DurationVar(&cfg.HTTP.IdleTimeout, "http-idle-timeout", cfg.HTTP.IdleTimeout, "how long a keep-alive connection may wait for its next request")
 	fs.DurationVar(&cfg.HTTP.WriteTimeout, "http-write-timeout", cfg.HTTP.WriteTimeout, "bound on each write of a response: a client that reads nothing for this long is disconnected (REST streams last while read)")
 	fs.IntVar(&cfg.GRPC.MaxRecvMsgSize, "grpc-max-recv-msg-size", cfg.GRPC.MaxRecvMsgSize, "largest gRPC request in bytes")
+	fs.DurationVar(&cfg.GRPC.WriteTimeout, "grpc-write-timeout", cfg.GRPC.WriteTimeout, "bound on each send of a gRPC stream: a client that reads nothing for this long has its stream ended (RESOURCE_EXHAUSTED, with its resume position)")
 	fs.IntVar(&cfg.GRPC.MaxSendMsgSize, "grpc-max-send-msg-size", cfg.GRPC.MaxSendMsgSize, "largest gRPC response in bytes; ListEvents pages stop short of it (at least three times --webhook-max-body)")
 
 	fs.IntVar(&cfg.Stream.MaxStreams, "max-streams", cfg.Stream.MaxStreams, "concurrent streams the process serves (gRPC and REST; 0: no limit)")
 	fs.IntVar(&cfg.Stream.MaxStreamsPerClient, "max-streams-per-client", cfg.Stream.MaxStreamsPerClient, "concurrent streams of one client of the auth file (0: no limit)")
 
 	fs.StringVar(&cfg.Auth.File, "auth-file", cfg.Auth.File, "YAML file of API clients, their token hashes and rights; re-read on SIGHUP (empty: the API is open)")
+	fs.Var(listValue{&cfg.Auth.CORSAllowedOrigins}, "cors-allowed-origins", "comma-separated origins (https://host[:port]) whose pages may call the REST API from a browser, or * for any (empty: none)")
+	fs.DurationVar(&cfg.Auth.StreamTokenTTL, "stream-token-ttl", cfg.Auth.StreamTokenTTL, "how long a stream token (POST /v1/stream-tokens, for browsers' EventSource) may open streams")
+	fs.Var(secretString{&cfg.Auth.StreamTokenSecret}, "stream-token-secret", "key that signs stream tokens; give every instance behind one load balancer the same (at least 16 bytes; empty: random per process)")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", cfg.TLS.CertFile, "server certificate (PEM) for gRPC and HTTP; with --tls-key")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", cfg.TLS.KeyFile, "server private key (PEM)")
 	fs.StringVar(&cfg.TLS.ClientCAFile, "tls-client-ca", cfg.TLS.ClientCAFile, "CA (PEM) for client certificates: required over gRPC, verified when given over HTTP")
 
 	fs.BoolVar(&cfg.GRPCReflection, "grpc-reflection", cfg.GRPCReflection, "serve gRPC server reflection (for grpcurl); --grpc-reflection=false turns it off")
+	fs.BoolVar(&cfg.UI, "ui", cfg.UI, "serve the live web view at /ui/; --ui=false turns it off")
 	fs.DurationVar(&cfg.ReadinessInterval, "readiness-interval", cfg.ReadinessInterval, "how often readiness (event log reachable, stream present) is checked for /readyz and gRPC health")
 
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")

@@ -49,17 +49,21 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return !c.GRPCReflection }},
 		{"reflection off by flag", []string{"--grpc-reflection=false"}, nil,
 			func(c config.Config) bool { return !c.GRPCReflection }},
+		{"web view on by default", nil, nil, func(c config.Config) bool { return c.UI }},
+		{"web view off by flag", []string{"--ui=false"}, nil, func(c config.Config) bool { return !c.UI }},
+		{"web view off in the environment", nil, map[string]string{"EVENTSVC_UI": "false"},
+			func(c config.Config) bool { return !c.UI }},
 		{"limit defaults", nil, nil, func(c config.Config) bool {
 			return c.HTTP == config.HTTP{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, WriteTimeout: 10 * time.Second} &&
-				c.GRPC == config.GRPC{MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 16 << 20} &&
+				c.GRPC == config.GRPC{MaxRecvMsgSize: 4 << 20, MaxSendMsgSize: 16 << 20, WriteTimeout: 10 * time.Second} &&
 				c.List == config.List{DefaultPageSize: 100, MaxPageSize: 1000} && c.ShutdownTimeout == 15*time.Second
 		}},
 		{"limits", []string{"--http-read-header-timeout", "2s", "--http-read-timeout", "5s", "--http-idle-timeout", "1m", "--http-write-timeout", "3s",
-			"--grpc-max-recv-msg-size", "65536", "--grpc-max-send-msg-size", "8388608", "--list-default-page-size", "20", "--list-max-page-size", "50"},
+			"--grpc-max-recv-msg-size", "65536", "--grpc-max-send-msg-size", "8388608", "--grpc-write-timeout", "4s", "--list-default-page-size", "20", "--list-max-page-size", "50"},
 			map[string]string{"EVENTSVC_SHUTDOWN_TIMEOUT": "30s"},
 			func(c config.Config) bool {
 				return c.HTTP == config.HTTP{ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 3 * time.Second} &&
-					c.GRPC == config.GRPC{MaxRecvMsgSize: 65536, MaxSendMsgSize: 8 << 20} &&
+					c.GRPC == config.GRPC{MaxRecvMsgSize: 65536, MaxSendMsgSize: 8 << 20, WriteTimeout: 4 * time.Second} &&
 					c.List == config.List{DefaultPageSize: 20, MaxPageSize: 50} && c.ShutdownTimeout == 30*time.Second
 			}},
 	}

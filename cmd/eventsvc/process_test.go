@@ -510,15 +510,23 @@ func TestSIGHUPReloadsTheAuthFile(t *testing.T) {
 	if out := postWebhook(http.DefaultClient, "http://"+p.httpAddr+"/webhooks/sociocs", messageWebhook(t, "SM-hup-1", "after the reload"), nil); out.code != http.StatusOK {
 		t.Fatalf("webhook: %+v", out)
 	}
-	for name, st := range streams {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				t.Fatalf("%s's stream opened before the reload: %v", name, err)
+	// The kept client's stream goes on; the revoked one's has ended.
+	for {
+		m, err := streams["kept"].Recv()
+		if err != nil {
+			t.Fatalf("kept's stream opened before the reload: %v", err)
+		}
+		if m.GetEvent() != nil {
+			break
+		}
+	}
+	for {
+		_, err := streams["revoked"].Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("revoked's stream ended with %v, want UNAUTHENTICATED", err)
 			}
-			if m.GetEvent() != nil {
-				break
-			}
+			break
 		}
 	}
 	p.sigterm(t)
@@ -527,6 +535,101 @@ func TestSIGHUPReloadsTheAuthFile(t *testing.T) {
 	for _, line := range strings.Split(p.log(), "\n") {
 		if !json.Valid([]byte(line)) {
 			t.Errorf("a log line that is not JSON: %s", line)
+		}
+	}
+}
+
+// TestSIGTERMWithStreamsThatDoNotRead stops eventsvc while three gRPC
+// streams replay a backlog to clients that read nothing, and a fourth is
+// read as usual. The process exits with status 0 well within
+// --shutdown-timeout; the reading stream ends with UNAVAILABLE and its
+// resume position; a client that reads again during the shutdown's grace
+// period finds, after what it had buffered, UNAVAILABLE and its exact
+// position; one that reads only later finds its exact position too (as
+// CANCELLED, its send having been cut short), or nothing once its
+// connection was closed, never a wrong one.
+func TestSIGTERMWithStreamsThatDoNotRead(t *testing.T) {
+	const shutdownTimeout = 15 * time.Second
+	p := startProcess(t, nil, "--data-dir", t.TempDir(), "--shutdown-timeout", shutdownTimeout.String(), "--grpc-write-timeout", "2s")
+	// A backlog far larger than what the clients' windows take.
+	url := "http://" + p.httpAddr + webhook.Path
+	text := strings.Repeat("x", 8<<10)
+	for i := range 400 {
+		if o := postWebhook(http.DefaultClient, url, messageWebhook(t, fmt.Sprintf("MMbacklog-%d", i), text), nil); o.code != http.StatusOK {
+			t.Fatalf("webhook %d: %+v", i, o)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Each stuck stream on a connection of its own with small fixed windows
+	// (the default ones grow to megabytes).
+	stuck := make([]grpc.ServerStreamingClient[eventsv1.StreamEventsResponse], 3)
+	for i := range stuck {
+		conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if stuck[i], err = eventsv1.NewEventServiceClient(conn).StreamEvents(ctx, &eventsv1.StreamEventsRequest{FromEarliest: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stuck[i].Header(); err != nil { // the stream has started sending
+			t.Fatal(err)
+		}
+	}
+	reading, err := p.client(t).StreamEvents(ctx, &eventsv1.StreamEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := reading.Recv(); err != nil || m.GetHeartbeat() == nil {
+		t.Fatalf("the reading stream: %v %v", m, err)
+	}
+
+	p.sigterm(t)
+	_, err = reading.Recv()
+	if after, _, ok := stream.ResumeCursor(err); status.Code(err) != codes.Unavailable || !ok || after != 400 {
+		t.Fatalf("the reading stream ended with %v, want UNAVAILABLE resuming after 400", err)
+	}
+	// Stuck client 0 reads again at once: within the grace period.
+	last, err := drainStream(stuck[0])
+	if after, _, ok := stream.ResumeCursor(err); status.Code(err) != codes.Unavailable || !ok || after != last {
+		t.Fatalf("a client that read again during the shutdown: last event %d, ended with %v", last, err)
+	}
+	p.waitExit(t, shutdownTimeout)
+	if took := time.Since(p.signalSent); took > shutdownTimeout/2 {
+		t.Errorf("the shutdown took %s", took)
+	}
+	// The others read only now, the server gone: whatever they end with, a
+	// position they are given is exact.
+	for i, s := range stuck[1:] {
+		last, err := drainStream(s)
+		if after, _, ok := stream.ResumeCursor(err); ok && after != last {
+			t.Errorf("stuck client %d: last event %d, but told to resume after %d (%v)", i+1, last, after, err)
+		}
+		if last == 400 {
+			t.Errorf("stuck client %d received the whole backlog: it was never stuck", i+1)
+		}
+	}
+	if strings.Contains(p.log(), "context deadline exceeded") {
+		t.Errorf("the shutdown ran out of time:\n%s", p.log())
+	}
+}
+
+// drainStream reads s to its end, checking that events come in order with
+// no gap, and returns the last event's sequence and the status.
+func drainStream(s grpc.ServerStreamingClient[eventsv1.StreamEventsResponse]) (uint64, error) {
+	var last uint64
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			return last, err
+		}
+		if ev := m.GetEvent(); ev != nil {
+			if ev.GetSequence() != last+1 {
+				return last, fmt.Errorf("event %d after %d", ev.GetSequence(), last)
+			}
+			last = ev.GetSequence()
 		}
 	}
 }

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -30,6 +32,7 @@ import (
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
 	"github.com/eventsvc/eventsvc/internal/stream"
+	"github.com/eventsvc/eventsvc/internal/ui"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
@@ -57,7 +60,7 @@ type App struct {
 	cfg    config.Config
 	log    *slog.Logger
 	evlog  *eventlog.Log
-	hub    *stream.Hub
+	svc    *stream.Service
 	health *health.Server
 	// dataLock holds the data directory for this process (nil without
 	// one); released after the log closes.
@@ -65,7 +68,8 @@ type App struct {
 	// stopWatches ends the health Watch calls at shutdown; idempotent.
 	stopWatches func()
 
-	auth       *auth.Store // nil: the API is open
+	auth       *auth.Store    // nil: the API is open
+	authn      *authenticator // nil: the API is open
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
 	// gwServer serves the gateway alone, in-process (see memListener).
@@ -81,9 +85,11 @@ type App struct {
 	metricsServer *http.Server
 	metricsLn     net.Listener
 
-	stopHub context.CancelFunc
-	errc    chan error // first error of a serving goroutine
-	wg      sync.WaitGroup
+	// stopStreams ends the stream service's Run: every stream ends with
+	// its resume position.
+	stopStreams context.CancelFunc
+	errc        chan error // first error of a serving goroutine
+	wg          sync.WaitGroup
 
 	// ready is what /readyz and the gRPC health service report; a watcher
 	// that stopReadiness ends keeps it current.
@@ -136,6 +142,17 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	} else {
 		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
 	}
+	var tokenKey []byte
+	if cfg.Auth.StreamTokenSecret != "" {
+		tokenKey = []byte(cfg.Auth.StreamTokenSecret)
+	}
+	tokens, err := auth.NewStreamTokens(tokenKey, cfg.Auth.StreamTokenTTL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --stream-token-secret: %w", config.ErrInvalid, err)
+	}
+	if a.auth != nil {
+		a.authn = &authenticator{store: a.auth, tokens: tokens, log: logger}
+	}
 
 	// One process per data directory: a second one would write the same
 	// log and corrupt it. Taken before anything in the directory is opened.
@@ -165,16 +182,6 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, err
 	}
 
-	a.hub = stream.NewHub(a.evlog, logger)
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopHub = stopHub
-	a.goServe("hub", func() error {
-		if err := a.hub.Run(hubCtx); err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		return nil
-	})
-
 	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("app: grpc listener: %w", err)
 	}
@@ -187,9 +194,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		}
 	}
 
-	svc := stream.NewService(a.evlog, a.hub, stream.Options{
+	a.svc = stream.New(a.evlog, stream.Options{
 		BufferSize:          cfg.Stream.BufferSize,
 		Heartbeat:           cfg.Stream.Heartbeat,
+		WriteTimeout:        cfg.GRPC.WriteTimeout,
 		MaxStreams:          cfg.Stream.MaxStreams,
 		MaxStreamsPerClient: cfg.Stream.MaxStreamsPerClient,
 		DefaultPageSize:     cfg.List.DefaultPageSize,
@@ -197,7 +205,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		MaxPageBytes:        cfg.GRPC.MaxSendMsgSize,
 		Logger:              logger,
 		Observer:            a.metrics,
+		StreamTokens:        tokens,
 	})
+	svcCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopStreams = stopStreams
+	a.goServe("streams", func() error { return a.svc.Run(svcCtx) })
 	a.health = health.NewServer()
 	a.ready = newReadiness(a.health)
 	watchesStopped := make(chan struct{})
@@ -209,12 +221,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	newServer := func(forwarded bool, extra ...grpc.ServerOption) *grpc.Server {
 		opts := append(grpcOptions(cfg.GRPC), a.metrics.GRPCServerOptions()...)
 		opts = append(opts, extra...)
-		if a.auth != nil {
-			au := &authenticator{store: a.auth, forwarded: forwarded, log: logger}
+		if a.authn != nil {
+			au := *a.authn
+			au.forwarded = forwarded
 			opts = append(opts, grpc.ChainUnaryInterceptor(au.unary), grpc.ChainStreamInterceptor(au.stream))
 		}
 		srv := grpc.NewServer(opts...)
-		eventsv1.RegisterEventServiceServer(srv, svc)
+		eventsv1.RegisterEventServiceServer(srv, a.svc)
 		healthpb.RegisterHealthServer(srv, healthSvc)
 		if cfg.GRPCReflection {
 			reflection.Register(srv)
@@ -243,7 +256,11 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if err != nil {
 		return nil, fmt.Errorf("app: gateway connection: %w", err)
 	}
-	gw, err := gateway.New(ctx, a.gwConn)
+	gwOpts := gateway.Options{Streams: a.svc}
+	if a.authn != nil {
+		gwOpts.Authenticate = a.authn.authenticateHTTP
+	}
+	gw, err := gateway.New(ctx, a.gwConn, gwOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -297,10 +314,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 			return a.metricsServer.Serve(a.metricsLn)
 		})
 	}
+	if cfg.UI {
+		ui.Register(mux)
+	}
 	// No WriteTimeout: it bounds a whole response and would cut REST
 	// streams; writeDeadlines bounds each write instead.
 	a.httpServer = &http.Server{
-		Handler:           writeDeadlines(gateway.CheckParameters(mux), cfg.HTTP.WriteTimeout),
+		Handler:           writeDeadlines(gateway.CheckParameters(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux)), cfg.HTTP.WriteTimeout),
 		TLSConfig:         httpTLS,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
@@ -323,6 +343,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "metrics", a.MetricsAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
+}
+
+// isAPIPath reports whether path is the REST API's (or its OpenAPI
+// document), which browsers on other origins may call; the webhooks are
+// not.
+func isAPIPath(path string) bool {
+	return strings.HasPrefix(path, "/v1/") || path == "/openapi.json"
 }
 
 // grpcOptions are the options both gRPC servers start from: the configured
@@ -364,7 +391,7 @@ func (a *App) MetricsAddr() string {
 }
 
 // Subscribers is the number of live streams (gRPC and REST).
-func (a *App) Subscribers() int { return a.hub.Subscribers() }
+func (a *App) Subscribers() int { return a.svc.Subscribers() }
 
 // Err reports the first failure of a serving part (after which the app
 // should be shut down).
@@ -397,9 +424,19 @@ func (a *App) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("app: webhooks in flight: %w", ctx.Err()))
 	}
-	// Ending the hub ends every stream (gRPC, and REST behind the gateway)
-	// with its resume position, so that the servers below can drain.
-	a.stopHub()
+	// Every stream, gRPC and REST, replaying or live, ends now with its
+	// resume position. A client that has stopped reading gets a grace period
+	// to read on and receive it; then its send is cut short.
+	grace := a.shutdownGrace(ctx)
+	a.stopStreams()
+	if !waitUntil(a.svc.Drained(), grace) {
+		a.svc.Interrupt()
+		select {
+		case <-a.svc.Drained():
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("app: streams: %w", ctx.Err()))
+		}
+	}
 	if err := a.httpServer.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: http shutdown: %w", err))
 		a.httpServer.Close()
@@ -413,8 +450,18 @@ func (a *App) shutdown(ctx context.Context) error {
 		a.gwServer.GracefulStop()
 		close(stopped)
 	}()
+	// Every call has ended by now; what a graceful stop still waits for is
+	// the last bytes of streams whose clients do not read, which may never
+	// come. They get the same grace.
+	unread := time.NewTimer(grace)
+	defer unread.Stop()
 	select {
 	case <-stopped:
+	case <-unread.C:
+		a.log.Warn("closing gRPC connections whose clients did not read the end of their streams", "after", grace)
+		a.grpcServer.Stop()
+		a.gwServer.Stop()
+		<-stopped
 	case <-ctx.Done():
 		a.grpcServer.Stop()
 		a.gwServer.Stop()
@@ -433,14 +480,37 @@ func (a *App) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// shutdownGrace is how long a shutdown waits for clients that have stopped
+// reading, twice over (to take their last events, then their status): the
+// gRPC write timeout, or less so that the shutdown fits in its deadline.
+func (a *App) shutdownGrace(ctx context.Context) time.Duration {
+	grace := a.cfg.GRPC.WriteTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(deadline)/3)
+	}
+	return max(grace, 0)
+}
+
+// waitUntil reports whether done closed within d.
+func waitUntil(done <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // closeAll stops every part, waits for the goroutines it started, and
 // closes the log; safe on a partly started app.
 func (a *App) closeAll() {
 	if a.stopWatches != nil {
 		a.stopWatches()
 	}
-	if a.stopHub != nil {
-		a.stopHub()
+	if a.stopStreams != nil {
+		a.stopStreams()
 	}
 	if a.stopReadiness != nil {
 		a.stopReadiness()
@@ -477,14 +547,20 @@ func (a *App) closeAll() {
 }
 
 // ReloadAuth re-reads the auth file: new requests are authenticated with
-// the new clients, open streams keep going. An invalid file leaves the
-// current clients in force and is returned. Without an auth file it does
-// nothing.
+// the new clients; open streams whose credential is gone end with
+// UNAUTHENTICATED, those whose client's rights narrowed with
+// PERMISSION_DENIED (both with their resume position), the others go on.
+// An invalid file leaves the current clients in force and is returned.
+// Without an auth file it does nothing.
 func (a *App) ReloadAuth() error {
 	if a.auth == nil {
 		return nil
 	}
-	return a.auth.Reload()
+	if err := a.auth.Reload(); err != nil {
+		return err
+	}
+	a.authn.revalidate(a.svc)
+	return nil
 }
 
 // Run starts the app, serves until ctx ends or a part fails, then shuts down

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -235,9 +236,18 @@ type restStreamClient struct {
 
 func (s *server) restStream(t *testing.T, ctx context.Context, path string) *restStreamClient {
 	t.Helper()
+	return s.restStreamAs(t, ctx, path, "")
+}
+
+// restStreamAs opens a REST stream with a bearer token ("": none).
+func (s *server) restStreamAs(t *testing.T, ctx context.Context, path, token string) *restStreamClient {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -283,6 +293,32 @@ func (r *restStreamClient) events(t *testing.T, n int) []*eventsv1.Event {
 		}
 	}
 	return evs
+}
+
+// end reads the stream to its final error line and returns the status it
+// carries.
+func (r *restStreamClient) end(t *testing.T) *spb.Status {
+	t.Helper()
+	for r.sc.Scan() {
+		var line struct {
+			Error json.RawMessage `json:"error"`
+		}
+		if err := json.Unmarshal(r.sc.Bytes(), &line); err != nil {
+			t.Fatalf("REST stream line %q: %v", r.sc.Text(), err)
+		}
+		if line.Error != nil {
+			st := new(spb.Status)
+			if err := protojson.Unmarshal(line.Error, st); err != nil {
+				t.Fatalf("REST stream error line %s: %v", line.Error, err)
+			}
+			if r.sc.Scan() {
+				t.Fatalf("a line after the error: %s", r.sc.Text())
+			}
+			return st
+		}
+	}
+	t.Fatalf("REST stream ended without an error line: %v", r.sc.Err())
+	return nil
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -397,8 +433,7 @@ func TestRESTStreamEndsCleanlyWhenClientLeaves(t *testing.T) {
 		r.resp.Body.Close()
 		waitFor(t, "the REST subscriber to leave", func() bool { return s.app.Subscribers() == 0 })
 	}
-	// No goroutine of a stream is left: not the handler or its sender, not
-	// the gateway's side of it.
+	// No goroutine of a stream is left: not its writer, not its replay.
 	waitFor(t, "the streams' goroutines to end", func() bool { return len(streamGoroutines()) == 0 })
 }
 
@@ -408,9 +443,9 @@ func streamGoroutines() []string {
 	var out []string
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
 		for _, fn := range []string{
-			"internal/stream.(*Service).StreamEvents",
-			"internal/stream.(*sender).run",
-			"runtime.ForwardResponseStream",
+			"internal/stream.(*Service).Subscribe",
+			"internal/stream.(*Service).replay",
+			"internal/gateway.(*streamHandler).serve",
 			"EventService_StreamEvents",
 		} {
 			if strings.Contains(g, fn) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
+	"github.com/eventsvc/eventsvc/internal/filter"
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
@@ -46,7 +48,8 @@ func isOpen(method string) bool {
 // bearer token or its TLS client certificate, and puts it in the context for
 // the stream service.
 type authenticator struct {
-	store *auth.Store
+	store  *auth.Store
+	tokens *auth.StreamTokens
 	// forwarded: the certificate subject comes from the gateway's metadata,
 	// not from the connection. Only the in-process server the gateway alone
 	// can reach sets it.
@@ -74,12 +77,73 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	} else {
 		subject = peerSubject(ctx)
 	}
-	c, err := a.store.Authenticate(token, subject)
+	c, cred, err := a.store.Authenticate(token, subject)
 	if err != nil {
 		a.log.Warn("request refused: not authenticated", "method", method, "reason", err)
-		return nil, status.Error(codes.Unauthenticated, "missing or unknown credential: send \"authorization: Bearer <token>\" with a token of the auth file")
+		return nil, errUnauthenticated
 	}
-	return stream.WithClient(ctx, stream.Client{Name: c.Name, Scope: &c.Scope}), nil
+	return stream.WithClient(ctx, stream.Client{Name: c.Name, Scope: &c.Scope, Credential: cred}), nil
+}
+
+// errUnauthenticated is the answer to a request without a valid credential;
+// why it was refused is logged, not told.
+var errUnauthenticated = status.Error(codes.Unauthenticated, "missing or unknown credential: send \"authorization: Bearer <token>\" with a token of the auth file")
+
+// authenticateHTTP establishes the client of a REST stream request, which
+// the gateway serves without going through the gRPC server: from its
+// Authorization header, else its stream token (the access_token parameter),
+// else its verified TLS client certificate.
+func (a *authenticator) authenticateHTTP(ctx context.Context, r *http.Request, streamToken string) (context.Context, error) {
+	var c *auth.Client
+	var cred string
+	var err error
+	switch header := r.Header.Get("Authorization"); {
+	case header != "":
+		token, ok := auth.BearerToken(header)
+		if !ok {
+			return nil, status.Error(codes.Unauthenticated, `the authorization header is not "Bearer <token>"`)
+		}
+		c, cred, err = a.store.Authenticate(token, "")
+	case streamToken != "":
+		if cred, err = a.tokens.Check(streamToken); err == nil {
+			var ok bool
+			if c, ok = a.store.Lookup(cred); !ok {
+				err = fmt.Errorf("%w: the credential that created the stream token is no longer valid", auth.ErrUnauthenticated)
+			}
+		}
+		if err != nil {
+			a.log.Warn("request refused: not authenticated", "method", "GET /v1/events:stream", "reason", err)
+			return nil, status.Error(codes.Unauthenticated, "the access_token is not a valid stream token: it may have expired; create a new one with POST /v1/stream-tokens")
+		}
+	default:
+		c, cred, err = a.store.Authenticate("", requestSubject(r))
+	}
+	if err != nil {
+		a.log.Warn("request refused: not authenticated", "method", "GET /v1/events:stream", "reason", err)
+		return nil, errUnauthenticated
+	}
+	return stream.WithClient(ctx, stream.Client{Name: c.Name, Scope: &c.Scope, Credential: cred}), nil
+}
+
+// requestSubject is the subject of an HTTP request's verified client
+// certificate, or "".
+func requestSubject(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return r.TLS.VerifiedChains[0][0].Subject.String()
+}
+
+// revalidate ends the streams whose credential the reloaded auth file no
+// longer knows, or whose client's rights narrowed.
+func (a *authenticator) revalidate(svc *stream.Service) {
+	svc.Revalidate(func(cred string) (*filter.Scope, bool) {
+		c, ok := a.store.Lookup(cred)
+		if !ok {
+			return nil, false
+		}
+		return &c.Scope, true
+	})
 }
 
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

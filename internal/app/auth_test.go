@@ -22,6 +22,7 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
+	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
 // The events of the authorization tests, by sequence:
@@ -370,10 +371,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 // TestAuthReloadRevokesToken: after the auth file drops a client and is
 // reloaded, that client's new requests fail, other clients are unaffected,
 // and streams opened before the reload go on.
+// TestAuthReloadRevokesToken: after a reload, a removed client's token is
+// refused and its open streams, gRPC and REST, end with UNAUTHENTICATED; a
+// client whose rights narrowed has its streams ended with PERMISSION_DENIED;
+// the streams of an unchanged client go on.
 func TestAuthReloadRevokesToken(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t)
-	cfg.Auth.File = authFile(dir, "twlo", "admin")
+	cfg.Auth.File = authFile(dir, "twlo", "gswa", "admin")
 	s := start(t, cfg)
 
 	ctx := ctxT(t)
@@ -387,10 +392,22 @@ func TestAuthReloadRevokesToken(t *testing.T) {
 		}
 		return st
 	}
-	twloStream, adminStream := open("tok-twlo"), open("tok-admin")
-	waitFor(t, "both streams to register", func() bool { return s.app.Subscribers() == 2 })
+	twloStream, gswaStream, adminStream := open("tok-twlo"), open("tok-gswa"), open("tok-admin")
+	twloREST := s.restStreamAs(t, ctx, "/v1/events:stream", "tok-twlo")
+	waitFor(t, "the streams to register", func() bool { return s.app.Subscribers() == 4 })
+	if code, body := s.post(t, "/webhooks/sociocs", sample(t, "message_twlo.json")); code != http.StatusOK {
+		t.Fatalf("POST: %d %v", code, body)
+	}
+	for name, st := range map[string]grpc.ServerStreamingClient[eventsv1.StreamEventsResponse]{"twlo": twloStream, "admin": adminStream} {
+		if evs := recvN(t, st, 1); evs[0].GetSequence() != 1 {
+			t.Errorf("%s stream got sequence %d", name, evs[0].GetSequence())
+		}
+	}
+	twloREST.events(t, 1)
 
+	// twlo is removed; gswa may now read only messages.
 	authFile(dir, "admin")
+	os.WriteFile(cfg.Auth.File, []byte(strings.Replace(readFile(t, authFile(dir, "gswa", "admin")), "channel_keys:", "types: [message]\n    channel_keys:", 1)), 0o600)
 	if err := s.app.ReloadAuth(); err != nil {
 		t.Fatal(err)
 	}
@@ -403,14 +420,32 @@ func TestAuthReloadRevokesToken(t *testing.T) {
 	if _, err := s.client.ListEvents(withToken(ctx, "tok-admin"), &eventsv1.ListEventsRequest{}); err != nil {
 		t.Fatalf("kept token: %v", err)
 	}
-	// Both streams opened before the reload still deliver.
-	if code, body := s.post(t, "/webhooks/sociocs", sample(t, "message_twlo.json")); code != http.StatusOK {
+	for name, tt := range map[string]struct {
+		st    grpc.ServerStreamingClient[eventsv1.StreamEventsResponse]
+		code  codes.Code
+		after uint64
+	}{
+		"twlo": {twloStream, codes.Unauthenticated, 1},
+		"gswa": {gswaStream, codes.PermissionDenied, 0},
+	} {
+		_, err := tt.st.Recv()
+		for err == nil {
+			_, err = tt.st.Recv()
+		}
+		after, _, ok := stream.ResumeCursor(err)
+		if status.Code(err) != tt.code || !ok || after != tt.after {
+			t.Errorf("%s's stream ended with %v (resume %d %v), want %v after %d", name, err, after, ok, tt.code, tt.after)
+		}
+	}
+	if st := twloREST.end(t); st.GetCode() != int32(codes.Unauthenticated) {
+		t.Errorf("twlo's REST stream ended with %v, want UNAUTHENTICATED", st)
+	}
+	// The admin stream goes on.
+	if code, body := s.post(t, "/webhooks/sociocs", messageWithID(t, "SMafter")); code != http.StatusOK {
 		t.Fatalf("POST: %d %v", code, body)
 	}
-	for name, st := range map[string]grpc.ServerStreamingClient[eventsv1.StreamEventsResponse]{"twlo": twloStream, "admin": adminStream} {
-		if evs := recvN(t, st, 1); evs[0].GetSequence() != 1 {
-			t.Errorf("%s stream got sequence %d", name, evs[0].GetSequence())
-		}
+	if evs := recvN(t, adminStream, 1); evs[0].GetSequence() != 2 {
+		t.Errorf("admin stream got sequence %d after the reload", evs[0].GetSequence())
 	}
 
 	// A broken file keeps the clients in force.
@@ -423,6 +458,15 @@ func TestAuthReloadRevokesToken(t *testing.T) {
 	if _, err := s.client.ListEvents(withToken(ctx, "tok-admin"), &eventsv1.ListEventsRequest{}); err != nil {
 		t.Fatalf("after a failed reload: %v", err)
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestStreamLimits: past the per-client limit a client's new stream is

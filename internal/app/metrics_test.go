@@ -282,6 +282,9 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 func TestMetricsCountEvictedSubscribers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Stream.BufferSize = 1
+	// The evicted stream's writer is blocked in a send to the client that
+	// does not read; the write timeout ends it.
+	cfg.GRPC.WriteTimeout = 500 * time.Millisecond
 	s := start(t, cfg)
 	ctx := ctxT(t)
 	// A client that never reads, with small fixed flow-control windows (the
@@ -299,7 +302,11 @@ func TestMetricsCountEvictedSubscribers(t *testing.T) {
 	waitFor(t, "the slow subscriber to register", func() bool { return s.app.Subscribers() == 1 })
 
 	text := strings.Repeat("x", 200<<10)
-	for i := 0; s.app.Subscribers() > 0; i++ {
+	evicted := func() bool {
+		m, _, _ := s.scrape(t)
+		return m[`eventsvc_subscribers_evicted_total{client="anonymous"}`] == 1
+	}
+	for i := 0; !evicted(); i++ {
 		if i == 40 {
 			t.Fatalf("the subscriber was not evicted after %d large events", i)
 		}

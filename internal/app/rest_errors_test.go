@@ -70,18 +70,19 @@ func TestRESTParametersMustBeUTF8(t *testing.T) {
 // is 405 with an Allow header and a google.rpc.Status body (it was 501).
 func TestRESTWrongMethod(t *testing.T) {
 	s := start(t, testConfig(t))
-	for _, tt := range []struct{ method, path string }{
-		{http.MethodDelete, "/v1/events"},
-		{http.MethodPost, "/v1/events"},
-		{http.MethodPut, "/v1/events/1"},
-		{http.MethodDelete, "/v1/events/by-id/ev_1"},
-		{http.MethodPost, "/v1/events:stream"},
+	for _, tt := range []struct{ method, path, allow string }{
+		{http.MethodDelete, "/v1/events", "GET"},
+		{http.MethodPost, "/v1/events", "GET"},
+		{http.MethodPut, "/v1/events/1", "GET"},
+		{http.MethodDelete, "/v1/events/by-id/ev_1", "GET"},
+		{http.MethodPost, "/v1/events:stream", "GET"},
+		{http.MethodGet, "/v1/stream-tokens", "POST"},
 	} {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
 			resp, st, b := s.do(t, tt.method, tt.path)
-			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" || st.Code == 0 || !strings.Contains(st.Message, tt.method) {
-				t.Fatalf("%s %s: %d (Allow %q) %s; want 405, Allow: GET and a Status naming the method",
-					tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"), b)
+			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tt.allow || st.Code == 0 || !strings.Contains(st.Message, tt.method) {
+				t.Fatalf("%s %s: %d (Allow %q) %s; want 405, Allow: %s and a Status naming the method",
+					tt.method, tt.path, resp.StatusCode, resp.Header.Get("Allow"), b, tt.allow)
 			}
 		})
 	}

@@ -57,6 +57,7 @@ type Store struct {
 type table struct {
 	clients  []*entry
 	bySubj   map[string]*Client
+	byCred   map[string]*Client // by tokenCredential of each token
 	nClients int
 }
 
@@ -64,6 +65,16 @@ type entry struct {
 	client *Client
 	hash   []byte // SHA-256 of the token; nil: certificate only
 }
+
+// tokenCredential names a token credential by a hash of its hash: it can
+// be shown (in a stream token, in memory for the life of a stream) without
+// showing what the auth file holds.
+func tokenCredential(hash []byte) string {
+	sum := sha256.Sum256(hash)
+	return "token:" + hex.EncodeToString(sum[:12])
+}
+
+func certCredential(subject string) string { return "cert:" + subject }
 
 // Load reads the auth file at path. The error wraps ErrInvalidFile.
 func Load(path string, log *slog.Logger) (*Store, error) {
@@ -109,33 +120,46 @@ func (s *Store) Reload() error {
 
 // Authenticate returns the client that token (a bearer token, or "") or
 // certSubject (the verified subject of a TLS client certificate in RFC 2253
-// form, or "") identifies. A token, when given, decides: a wrong token is
-// ErrUnauthenticated even with a valid certificate. The token is compared in
-// constant time with every client's.
-func (s *Store) Authenticate(token, certSubject string) (*Client, error) {
+// form, or "") identifies, and the credential it used (see Lookup). A token,
+// when given, decides: a wrong token is ErrUnauthenticated even with a valid
+// certificate. The token is compared in constant time with every client's.
+func (s *Store) Authenticate(token, certSubject string) (*Client, string, error) {
 	t := s.table.Load()
 	if token != "" {
 		sum := sha256.Sum256([]byte(token))
-		var found *Client
+		var found *entry
 		for _, e := range t.clients {
 			// Every entry is compared, so the time taken does not tell which
 			// (or whether one) matched.
 			if e.hash != nil && subtle.ConstantTimeCompare(sum[:], e.hash) == 1 {
-				found = e.client
+				found = e
 			}
 		}
 		if found == nil {
-			return nil, fmt.Errorf("%w: the bearer token is not known", ErrUnauthenticated)
+			return nil, "", fmt.Errorf("%w: the bearer token is not known", ErrUnauthenticated)
 		}
-		return found, nil
+		return found.client, tokenCredential(found.hash), nil
 	}
 	if certSubject != "" {
 		if c, ok := t.bySubj[certSubject]; ok {
-			return c, nil
+			return c, certCredential(certSubject), nil
 		}
-		return nil, fmt.Errorf("%w: no client has the certificate subject %q", ErrUnauthenticated, certSubject)
+		return nil, "", fmt.Errorf("%w: no client has the certificate subject %q", ErrUnauthenticated, certSubject)
 	}
-	return nil, fmt.Errorf("%w: no credential: send \"authorization: Bearer <token>\"", ErrUnauthenticated)
+	return nil, "", fmt.Errorf("%w: no credential: send \"authorization: Bearer <token>\"", ErrUnauthenticated)
+}
+
+// Lookup returns the client that a credential Authenticate returned
+// identifies now, after any reload; false when the credential is no longer
+// in the file (revoked, or its token changed).
+func (s *Store) Lookup(credential string) (*Client, bool) {
+	t := s.table.Load()
+	if subject, ok := strings.CutPrefix(credential, "cert:"); ok {
+		c, found := t.bySubj[subject]
+		return c, found
+	}
+	c, found := t.byCred[credential]
+	return c, found
 }
 
 // BearerToken extracts the token from an Authorization header value
@@ -198,7 +222,7 @@ func parse(data []byte) (*table, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidFile, err)
 	}
-	t := &table{bySubj: make(map[string]*Client)}
+	t := &table{bySubj: make(map[string]*Client), byCred: make(map[string]*Client)}
 	names := make(map[string]bool)
 	hashes := make(map[string]string)
 	for i, fc := range f.Clients {
@@ -244,6 +268,9 @@ func parse(data []byte) (*table, error) {
 		}
 		c := &Client{Name: fc.Name, Scope: scope}
 		t.clients = append(t.clients, &entry{client: c, hash: hash})
+		if hash != nil {
+			t.byCred[tokenCredential(hash)] = c
+		}
 		if fc.CertSubject != "" {
 			if _, dup := t.bySubj[fc.CertSubject]; dup {
 				return nil, bad("cert_subject %q is used by another client", fc.CertSubject)

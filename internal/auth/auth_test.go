@@ -58,7 +58,7 @@ clients:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := s.Authenticate(tt.token, tt.subject)
+			c, _, err := s.Authenticate(tt.token, tt.subject)
 			if tt.want == "" {
 				if !errors.Is(err, ErrUnauthenticated) {
 					t.Fatalf("err = %v, want ErrUnauthenticated", err)
@@ -73,13 +73,13 @@ clients:
 			}
 		})
 	}
-	c, _ := s.Authenticate("dash-token", "")
+	c, _, _ := s.Authenticate("dash-token", "")
 	in := filter.Key{Type: eventsv1.EventType_EVENT_TYPE_MESSAGE, Provider: eventsv1.Provider_PROVIDER_TWILIO_WHATSAPP, Channel: "twlo_19"}
 	out := filter.Key{Type: eventsv1.EventType_EVENT_TYPE_MESSAGE, Provider: eventsv1.Provider_PROVIDER_TELNYX_SMS, Channel: "twlo_19"}
 	if !c.Scope.Permits(&in) || c.Scope.Permits(&out) {
 		t.Errorf("dashboard's scope: Permits(in) = %v, Permits(out) = %v", c.Scope.Permits(&in), c.Scope.Permits(&out))
 	}
-	audit, _ := s.Authenticate("audit-token", "")
+	audit, _, _ := s.Authenticate("audit-token", "")
 	if !audit.Scope.Unrestricted() {
 		t.Error("a client without restrictions is restricted")
 	}
@@ -124,10 +124,10 @@ func TestReload(t *testing.T) {
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate("ta", ""); !errors.Is(err, ErrUnauthenticated) {
+	if _, _, err := s.Authenticate("ta", ""); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("revoked token: err = %v", err)
 	}
-	if c, err := s.Authenticate("tb", ""); err != nil || c.Name != "b" {
+	if c, _, err := s.Authenticate("tb", ""); err != nil || c.Name != "b" {
 		t.Errorf("kept token: %v, %v", c, err)
 	}
 	// An invalid file keeps the clients in force.
@@ -135,7 +135,7 @@ func TestReload(t *testing.T) {
 	if err := s.Reload(); !errors.Is(err, ErrInvalidFile) {
 		t.Fatalf("Reload of an invalid file: err = %v", err)
 	}
-	if _, err := s.Authenticate("tb", ""); err != nil {
+	if _, _, err := s.Authenticate("tb", ""); err != nil {
 		t.Errorf("after a failed reload: %v", err)
 	}
 }
@@ -156,5 +156,38 @@ func TestBearerToken(t *testing.T) {
 		if tok, ok := BearerToken(tt.header); tok != tt.token || ok != tt.ok {
 			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", tt.header, tok, ok, tt.token, tt.ok)
 		}
+	}
+}
+
+// TestLookupFollowsReloads: the credential a request authenticated with
+// names its client after a reload, until the credential leaves the file
+// (the client removed, or its token replaced).
+func TestLookupFollowsReloads(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "clients:\n  - name: a\n    token_sha256: "+HashToken("ta")+
+		"\n  - name: b\n    token_sha256: "+HashToken("tb")+"\n  - name: c\n    cert_subject: CN=c")
+	s, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, credA, _ := s.Authenticate("ta", "")
+	_, credB, _ := s.Authenticate("tb", "")
+	_, credC, _ := s.Authenticate("", "CN=c")
+	if strings.Contains(credA, HashToken("ta")) {
+		t.Fatalf("credential %q shows the token's hash", credA)
+	}
+	writeFile(t, dir, "clients:\n  - name: a\n    token_sha256: "+HashToken("ta-rotated")+
+		"\n  - name: b\n    token_sha256: "+HashToken("tb")+"\n    types: [message]")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Lookup(credA); ok {
+		t.Error("a's old token still names a client after it was replaced")
+	}
+	if c, ok := s.Lookup(credB); !ok || c.Name != "b" || c.Scope.Unrestricted() {
+		t.Errorf("Lookup(b) = %v, %v; want b with its new rights", c, ok)
+	}
+	if _, ok := s.Lookup(credC); ok {
+		t.Error("a removed certificate subject still names a client")
 	}
 }

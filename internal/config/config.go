@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// similar tools work without the proto files. Default true (false in a
 	// zero Config).
 	GRPCReflection bool
+	// UI serves the live web view at /ui/ (and redirects / there). Default
+	// true (false in a zero Config).
+	UI bool
 	// ReadinessInterval is how often readiness (the event log is reachable and
 	// its stream exists) is checked for /readyz and the gRPC health service.
 	// Default 1 s; at least 10 ms.
@@ -121,6 +125,17 @@ type Auth struct {
 	// File is the YAML file of API clients (see internal/auth). Empty: the
 	// API is open to whoever can reach it.
 	File string
+	// StreamTokenTTL is how long a stream token (CreateStreamToken) is
+	// accepted for opening a stream. Default 5 min.
+	StreamTokenTTL time.Duration
+	// CORSAllowedOrigins are the origins (scheme://host[:port]) whose pages
+	// may call the REST API from a browser, or "*" for any (credentials are
+	// never allowed across origins: pages send bearer tokens). Empty: none.
+	CORSAllowedOrigins []string
+	// StreamTokenSecret is the key stream tokens are signed with; several
+	// instances behind one load balancer need the same one. Empty: a random
+	// key of this process. At least 16 bytes.
+	StreamTokenSecret string
 }
 
 // TLS configures TLS for the gRPC and the HTTP server. All empty: plain
@@ -183,6 +198,11 @@ type GRPC struct {
 	// --webhook-max-body (a stored event is the body and what was converted
 	// from it). Default 16 MiB.
 	MaxSendMsgSize int
+	// WriteTimeout bounds each send of a stream: a client that reads
+	// nothing for this long has its stream ended with RESOURCE_EXHAUSTED and
+	// its resume position, and at shutdown the connection of a client that
+	// does not read the end of its stream is closed after it. Default 10 s.
+	WriteTimeout time.Duration
 }
 
 // MaxWebhookBody bounds --webhook-max-body: an event may hold its body up to
@@ -217,7 +237,11 @@ func Default() Config {
 			MaxStreams:          20000,
 			MaxStreamsPerClient: 1000,
 		},
+		Auth: Auth{
+			StreamTokenTTL: 5 * time.Minute,
+		},
 		GRPCReflection:    true,
+		UI:                true,
 		ReadinessInterval: time.Second,
 
 		List: List{
@@ -233,6 +257,7 @@ func Default() Config {
 		GRPC: GRPC{
 			MaxRecvMsgSize: 4 << 20,
 			MaxSendMsgSize: 16 << 20,
+			WriteTimeout:   10 * time.Second,
 		},
 		LogFormat:       "text",
 		LogLevel:        "info",
@@ -304,6 +329,17 @@ func (c Config) Validate() error {
 	if c.Stream.MaxStreamsPerClient < 0 {
 		return bad("max-streams-per-client", "must not be negative")
 	}
+	for _, o := range c.Auth.CORSAllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return bad("cors-allowed-origins", "%q: %v", o, err)
+		}
+	}
+	if c.Auth.StreamTokenTTL <= 0 {
+		return bad("stream-token-ttl", "must be positive")
+	}
+	if s := c.Auth.StreamTokenSecret; s != "" && len(s) < 16 {
+		return bad("stream-token-secret", "must be at least 16 bytes")
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return bad("tls-cert", "--tls-cert and --tls-key go together")
 	}
@@ -334,6 +370,9 @@ func (c Config) Validate() error {
 	if c.GRPC.MaxRecvMsgSize < 1<<10 {
 		return bad("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", c.GRPC.MaxRecvMsgSize)
 	}
+	if c.GRPC.WriteTimeout <= 0 {
+		return bad("grpc-write-timeout", "must be positive")
+	}
 	if c.Webhook.MaxEventBytes() > int64(c.GRPC.MaxSendMsgSize) {
 		return bad("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least %d, three times --webhook-max-body and some",
 			c.GRPC.MaxSendMsgSize, c.Webhook.MaxEventBytes())
@@ -350,6 +389,24 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown-timeout", "must be positive")
+	}
+	return nil
+}
+
+// checkOrigin accepts "*" or an origin as browsers send it:
+// scheme://host[:port], nothing after.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must start with http:// or https://")
+	case u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return errors.New("must be scheme://host[:port] with nothing after")
 	}
 	return nil
 }

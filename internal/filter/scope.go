@@ -157,3 +157,48 @@ func within(field string, requested, permitted uint64, names map[int32]string) e
 	}
 	return nil
 }
+
+// Covers reports whether s permits every event that o permits. A nil Scope
+// permits everything.
+func (s *Scope) Covers(o *Scope) bool {
+	if s == nil || s.Unrestricted() {
+		return true
+	}
+	if o == nil {
+		return false
+	}
+	if s.providers != 0 && (o.providers == 0 || o.providers&^s.providers != 0) {
+		return false
+	}
+	if s.types != 0 && (o.types == 0 || o.types&^s.types != 0) {
+		return false
+	}
+	if !s.channelsRestricted() {
+		return true
+	}
+	if !o.channelsRestricted() {
+		return false
+	}
+	for c := range o.channels {
+		if !s.permitsChannel(c) {
+			return false
+		}
+	}
+	for _, p := range o.prefixes {
+		if !s.coversPrefix(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// coversPrefix reports whether every key that starts with p is permitted by
+// one of s's prefixes (exact keys never cover a prefix).
+func (s *Scope) coversPrefix(p string) bool {
+	for _, q := range s.prefixes {
+		if strings.HasPrefix(p, q) {
+			return true
+		}
+	}
+	return false
+}

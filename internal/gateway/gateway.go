@@ -1,16 +1,24 @@
-// Package gateway serves EventService as REST/JSON through grpc-gateway, by
-// calling the gRPC server over a client connection (grpc-gateway's in-process
-// registration cannot serve streaming calls).
+// Package gateway serves EventService as REST/JSON: unary calls through
+// grpc-gateway, which calls the gRPC server over a client connection, and
+// streams with a handler of its own.
 //
 // JSON uses the proto field names (`channel_key`, as Sociocs does), enums as
 // their names, 64-bit integers as strings (protojson's rule, so that
-// JavaScript loses no precision). StreamEvents over REST is newline-delimited
-// JSON: one `{"result": StreamEventsResponse}` object per line, flushed per
-// message; an error ends the stream with one `{"error": Status}` line.
-// Unary errors are a google.rpc.Status object with the HTTP status that
-// grpc-gateway maps from the gRPC code; a method the API does not serve on a
-// path it serves is 405 with an Allow header. CheckParameters guards the
-// whole REST API against parameters that are not UTF-8.
+// JavaScript loses no precision). Unary errors are a google.rpc.Status object
+// with the HTTP status that grpc-gateway maps from the gRPC code; a method
+// the API does not serve on a path it serves is 405 with an Allow header.
+// CheckParameters guards the whole REST API against parameters that are not
+// UTF-8.
+//
+// StreamEvents over REST is served here rather than through the gRPC
+// server, sharing the stream service's hub with gRPC: newline-delimited JSON
+// (application/x-ndjson), one `{"result": StreamEventsResponse}` object per
+// line exactly as grpc-gateway writes them, an error ending the stream with
+// one `{"error": Status}` line; or, for a request that accepts
+// text/event-stream, Server-Sent Events that a browser's EventSource can
+// resume with Last-Event-ID. Each event is encoded once per format however
+// many subscribers receive it, and a subscriber that is behind gets its
+// queued events in one write.
 //
 // The returned handler is safe for concurrent use.
 package gateway
@@ -32,9 +40,28 @@ import (
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 )
 
-// New returns the REST handler for EventService, calling it through conn. It
-// serves the paths under /v1/. ctx bounds the handler's registration only.
-func New(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
+// marshaler writes REST JSON: proto field names, as the OpenAPI document
+// says.
+var marshaler = &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+}
+
+// Options configures the REST handler.
+type Options struct {
+	// Streams serves GET /v1/events:stream directly (not through conn), so
+	// that each event is encoded once per format for all REST subscribers.
+	Streams Streamer
+	// Authenticate establishes the client of a stream request; nil: the
+	// API is open. Unary calls are authenticated by the gRPC server behind
+	// conn.
+	Authenticate Authenticator
+}
+
+// New returns the REST handler for EventService: unary calls go through
+// conn to the gRPC server; streams are served by opts.Streams. It serves the
+// paths under /v1/. ctx bounds the handler's registration only.
+func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithRoutingErrorHandler(routingError),
@@ -52,14 +79,21 @@ func New(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 	if err := eventsv1.RegisterEventServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("gateway: register EventService: %w", err)
 	}
+	authenticate := opts.Authenticate
+	if authenticate == nil {
+		authenticate = func(ctx context.Context, _ *http.Request, _ string) (context.Context, error) { return ctx, nil }
+	}
+	sh := &streamHandler{mux: mux, streams: opts.Streams, authenticate: authenticate}
+	// Registered last, so that it takes precedence over the generated route
+	// (which would call the gRPC server through conn).
+	if err := mux.HandlePath(http.MethodGet, streamPath, sh.serve); err != nil {
+		return nil, fmt.Errorf("gateway: register the stream route: %w", err)
+	}
 	return mux, nil
 }
 
-// marshaler writes every JSON answer of the REST API, errors included.
-var marshaler = &runtime.JSONPb{
-	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
-	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-}
+// streamPath is StreamEvents's REST path.
+const streamPath = "/v1/events:stream"
 
 // routingError answers a request that matches no route. A path the API
 // serves with other methods is 405 with an Allow header (grpc-gateway's

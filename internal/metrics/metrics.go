@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,14 @@ var knownProviders = sociocs.Providers.Codes()
 // seconds.
 var storeBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
+// queueBuckets are the upper bounds of the queue-depth histogram: one
+// message is the norm, the default --stream-buffer is 1024.
+var queueBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}
+
+// waitBuckets are the upper bounds, in seconds, of the delivery-wait
+// histogram: a live event waits well under a millisecond on an idle server.
+var waitBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 60}
+
 // Metrics holds eventsvc's metrics.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -67,6 +76,8 @@ type Metrics struct {
 	subscribers *prometheus.GaugeVec // client
 	delivered   prometheus.Counter
 	evicted     *prometheus.CounterVec // client
+	queueDepth  prometheus.Histogram
+	waitSeconds prometheus.Histogram
 
 	grpc *grpcprom.ServerMetrics
 }
@@ -119,11 +130,24 @@ func New(reg *prometheus.Registry) (*Metrics, error) {
 			Help: "Streams ended with RESOURCE_EXHAUSTED because the subscriber fell more than --stream-buffer events " +
 				"behind, by client name (anonymous when the API is open).",
 		}, []string{"client"}),
+		queueDepth: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eventsvc_stream_queue_depth",
+			Help: "Messages waiting in a stream's queue each time its writer takes them to send (one " +
+				"observation per batch). Depths approaching --stream-buffer mean subscribers are falling behind " +
+				"and will be evicted.",
+			Buckets: queueBuckets,
+		}),
+		waitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "eventsvc_delivery_wait_seconds",
+			Help: "Time from an event's storage in the log to its hand-over to a subscriber's transport, one " +
+				"observation per delivered event (replayed events included, which are as old as they are).",
+			Buckets: waitBuckets,
+		}),
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
 	}
 	for _, c := range []prometheus.Collector{
 		m.webhooks, m.warnings, m.signatureFailures, m.storeSeconds, m.stored,
-		m.subscribers, m.delivered, m.evicted, m.grpc,
+		m.subscribers, m.delivered, m.evicted, m.queueDepth, m.waitSeconds, m.grpc,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -203,6 +227,12 @@ func (m *Metrics) EventsDelivered(n int) {
 func (m *Metrics) SubscriberEvicted(client string) {
 	m.evicted.WithLabelValues(clientLabel(client)).Inc()
 }
+
+// QueueDepth implements stream.Observer.
+func (m *Metrics) QueueDepth(n int) { m.queueDepth.Observe(float64(n)) }
+
+// DeliveryWait implements stream.Observer.
+func (m *Metrics) DeliveryWait(d time.Duration) { m.waitSeconds.Observe(d.Seconds()) }
 
 // providerLabel bounds the provider label: a known code (in lower case, as
 // the converter matches it), "" when there was none, else "other". The code

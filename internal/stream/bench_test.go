@@ -1,14 +1,17 @@
 package stream_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -46,16 +49,26 @@ import (
 //
 //	go test -run '^$' -bench Fanout -benchtime 20000x ./internal/stream/
 func BenchmarkFanout(b *testing.B) {
-	for _, bc := range []struct {
-		subs, channels, rate int
-	}{
-		{1000, 100, 10000},
-		{1000, 1, 200},
+	for _, bc := range []fanout{
+		{transport: "grpc", subs: 1000, channels: 100, rate: 2000, perConn: 1},
+		{transport: "grpc", subs: 1000, channels: 1, rate: 200, perConn: 1},
+		{transport: "grpc", subs: 1000, channels: 100, rate: 2000, perConn: 10},
+		{transport: "rest", subs: 1000, channels: 100, rate: 1000, perConn: 1},
+		{transport: "rest", subs: 1000, channels: 1, rate: 200, perConn: 1},
 	} {
-		b.Run(fmt.Sprintf("subs=%d/channels=%d/rate=%d", bc.subs, bc.channels, bc.rate), func(b *testing.B) {
-			benchFanout(b, bc.subs, bc.channels, bc.rate)
+		b.Run(fmt.Sprintf("%s/subs=%d/channels=%d/rate=%d/per-conn=%d", bc.transport, bc.subs, bc.channels, bc.rate, bc.perConn), func(b *testing.B) {
+			benchFanout(b, bc)
 		})
 	}
+}
+
+// fanout is one workload of BenchmarkFanout: subs subscribers over
+// channels channels (subscriber i takes channel i mod channels), perConn
+// streams to a connection (REST: always one), events stored at rate per
+// second over transport ("grpc" or "rest", newline-delimited JSON).
+type fanout struct {
+	transport                     string
+	subs, channels, rate, perConn int
 }
 
 // fanoutReport is what the child process of BenchmarkFanout reports.
@@ -66,16 +79,22 @@ type fanoutReport struct {
 	P50, P99, Max float64
 }
 
-func benchFanout(b *testing.B, subs, channels, rate int) {
+func benchFanout(b *testing.B, f fanout) {
+	subs, channels, rate := f.subs, f.channels, f.rate
 	h := newHarness(b, stream.Options{BufferSize: 4096}, eventlog.Config{})
 	defer h.log.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	addr := h.addr
+	if f.transport == "rest" {
+		addr = h.serveREST(b)
+	}
 
 	want := int64(b.N) * int64(subs/channels)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFanoutSubscribers$")
-	cmd.Env = append(os.Environ(), "FANOUT_SUBSCRIBERS_ADDR="+h.addr, "FANOUT_SUBSCRIBERS_N="+strconv.Itoa(subs),
-		"FANOUT_SUBSCRIBERS_CHANNELS="+strconv.Itoa(channels), "FANOUT_SUBSCRIBERS_WANT="+strconv.FormatInt(want, 10))
+	cmd.Env = append(os.Environ(), "FANOUT_SUBSCRIBERS_ADDR="+addr, "FANOUT_SUBSCRIBERS_N="+strconv.Itoa(subs),
+		"FANOUT_SUBSCRIBERS_CHANNELS="+strconv.Itoa(channels), "FANOUT_SUBSCRIBERS_WANT="+strconv.FormatInt(want, 10),
+		"FANOUT_SUBSCRIBERS_PER_CONN="+strconv.Itoa(f.perConn), "FANOUT_SUBSCRIBERS_TRANSPORT="+f.transport)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -101,9 +120,9 @@ func benchFanout(b *testing.B, subs, channels, rate int) {
 		io.Copy(io.Discard, stdout)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	for h.hub.Subscribers() < subs {
+	for h.svc.Subscribers() < subs {
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d subscribers registered", h.hub.Subscribers(), subs)
+			b.Fatalf("%d of %d subscribers registered", h.svc.Subscribers(), subs)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -167,10 +186,10 @@ func benchFanout(b *testing.B, subs, channels, rate int) {
 }
 
 // TestHelperFanoutSubscribers is the child process of BenchmarkFanout; it
-// does nothing in a normal test run. It opens the subscribers, ten to a
-// connection as subscriber processes with several streams would, subscriber
-// i to channel twlo_<i mod channels>; once they have received WANT events
-// between them (or stdin closes) it writes a fanoutReport to stdout.
+// does nothing in a normal test run. It opens the subscribers, PER_CONN to a
+// gRPC connection (REST: one each), subscriber i to channel
+// twlo_<i mod channels>; once they have received WANT events between them
+// (or stdin closes) it writes a fanoutReport to stdout.
 func TestHelperFanoutSubscribers(t *testing.T) {
 	addr := os.Getenv("FANOUT_SUBSCRIBERS_ADDR")
 	if addr == "" {
@@ -179,9 +198,10 @@ func TestHelperFanoutSubscribers(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("FANOUT_SUBSCRIBERS_N"))
 	channels, _ := strconv.Atoi(os.Getenv("FANOUT_SUBSCRIBERS_CHANNELS"))
 	want, _ := strconv.ParseInt(os.Getenv("FANOUT_SUBSCRIBERS_WANT"), 10, 64)
+	perConn, _ := strconv.Atoi(os.Getenv("FANOUT_SUBSCRIBERS_PER_CONN"))
+	rest := os.Getenv("FANOUT_SUBSCRIBERS_TRANSPORT") == "rest"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const perConn = 10
 	var (
 		mu        sync.Mutex
 		latencies = make([]time.Duration, 0, want)
@@ -190,26 +210,31 @@ func TestHelperFanoutSubscribers(t *testing.T) {
 		wg        sync.WaitGroup
 	)
 	done := make(chan struct{})
+	received := func(local *[]time.Duration, receivedAt time.Time) {
+		now := time.Now()
+		*local = append(*local, now.Sub(receivedAt))
+		if delivered.Add(1) == want {
+			last.Store(now.UnixNano())
+			close(done)
+		}
+	}
 	var conn *grpc.ClientConn
 	for i := 0; i < n; i++ {
-		if i%perConn == 0 {
-			var err error
-			conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-				grpc.WithDefaultCallOptions(grpc.ForceCodecV2(receiptCodec{encoding.GetCodecV2(protoenc.Name)})))
-			if err != nil {
-				t.Fatal(err)
+		channel := fmt.Sprintf("twlo_%d", i%channels)
+		var next func() (time.Time, bool, error)
+		if rest {
+			next = restSubscriber(t, ctx, addr, channel)
+		} else {
+			if i%perConn == 0 {
+				var err error
+				conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+					grpc.WithDefaultCallOptions(grpc.ForceCodecV2(receiptCodec{encoding.GetCodecV2(protoenc.Name)})))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
 			}
-			defer conn.Close()
-		}
-		s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, eventsv1.EventService_StreamEvents_FullMethodName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.SendMsg(&eventsv1.StreamEventsRequest{ChannelKeys: []string{fmt.Sprintf("twlo_%d", i%channels)}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CloseSend(); err != nil {
-			t.Fatal(err)
+			next = grpcSubscriber(t, ctx, conn, channel)
 		}
 		wg.Go(func() {
 			local := make([]time.Duration, 0, 1024)
@@ -219,17 +244,12 @@ func TestHelperFanoutSubscribers(t *testing.T) {
 				mu.Unlock()
 			}()
 			for {
-				var r receipt
-				if err := s.RecvMsg(&r); err != nil {
+				at, event, err := next()
+				if err != nil {
 					return
 				}
-				if r.event {
-					now := time.Now()
-					local = append(local, now.Sub(r.receivedAt))
-					if delivered.Add(1) == want {
-						last.Store(now.UnixNano())
-						close(done)
-					}
+				if event {
+					received(&local, at)
 				}
 			}
 		})
@@ -258,6 +278,62 @@ func TestHelperFanoutSubscribers(t *testing.T) {
 	}
 	json.NewEncoder(os.Stdout).Encode(rep)
 	<-stdinClosed
+}
+
+// grpcSubscriber opens a gRPC stream of channel on conn and returns a
+// function that reads its next message: the event's received_at, or false
+// for another message.
+func grpcSubscriber(t *testing.T, ctx context.Context, conn *grpc.ClientConn, channel string) func() (time.Time, bool, error) {
+	s, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, eventsv1.EventService_StreamEvents_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMsg(&eventsv1.StreamEventsRequest{ChannelKeys: []string{channel}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	return func() (time.Time, bool, error) {
+		var r receipt
+		err := s.RecvMsg(&r)
+		return r.receivedAt, r.event, err
+	}
+}
+
+// restSubscriber opens a REST stream of channel on a connection of its own
+// and returns a function that reads its next line: the event's received_at
+// (found in the line without decoding it whole), or false for another
+// line.
+func restSubscriber(t *testing.T, ctx context.Context, base, channel string) func() (time.Time, bool, error) {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/events:stream?channel_keys="+channel, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("REST stream: %s", resp.Status)
+	}
+	r := bufio.NewReaderSize(resp.Body, 64<<10)
+	key := []byte(`"received_at":"`)
+	return func() (time.Time, bool, error) {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		i := bytes.Index(line, key)
+		if i < 0 || !bytes.HasPrefix(line, []byte(`{"result":{"event"`)) {
+			return time.Time{}, false, nil
+		}
+		v := line[i+len(key):]
+		v = v[:bytes.IndexByte(v, '"')]
+		at, err := time.Parse(time.RFC3339Nano, string(v))
+		return at, err == nil, err
+	}
 }
 
 // receipt is what a fan-out subscriber reads from a StreamEventsResponse:
@@ -348,8 +424,8 @@ func wireField(b []byte, num protowire.Number) ([]byte, bool) {
 // the subscribers run in a child process (this test binary again), so the
 // figure is the server's alone. Each subscriber has its own connection, the
 // costly case, or shares one with 99 others. One iteration is one stream.
-// The streams are measured once they are idle: registered, and with no
-// sender goroutine left from sending the first heartbeat.
+// It reports the Go heap and stacks per stream, and the resident set size
+// (what the operating system counts, after returning freed memory to it).
 //
 //	go test -run '^$' -bench IdleStreamMemory -benchtime 2000x ./internal/stream/
 func BenchmarkIdleStreamMemory(b *testing.B) {
@@ -357,7 +433,7 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 		b.Run(fmt.Sprintf("streams-per-conn=%d", perConn), func(b *testing.B) {
 			h := newHarness(b, stream.Options{}, eventlog.Config{})
 			defer h.log.Close()
-			before := serverMemory()
+			before, rssBefore := serverMemory(), residentMemory()
 			goroutinesBefore := runtime.NumGoroutine()
 			b.ResetTimer()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperIdleSubscribers$")
@@ -372,21 +448,17 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			}
 			defer func() { stdin.Close(); cmd.Wait() }()
 			deadline := time.Now().Add(60 * time.Second)
-			for h.hub.Subscribers() < b.N {
+			for h.svc.Subscribers() < b.N {
 				if time.Now().After(deadline) {
-					b.Fatalf("%d of %d subscribers registered", h.hub.Subscribers(), b.N)
+					b.Fatalf("%d of %d subscribers registered", h.svc.Subscribers(), b.N)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
 			b.StopTimer()
-			for goroutinesIn("github.com/eventsvc/eventsvc/internal/stream.(*sender).run") > 0 {
-				if time.Now().After(deadline) {
-					b.Fatalf("%d streams still have a sender", goroutinesIn("github.com/eventsvc/eventsvc/internal/stream.(*sender).run"))
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			after := serverMemory()
-			b.ReportMetric(float64(after-before)/float64(b.N), "bytes/stream")
+			after, rssAfter := serverMemory(), residentMemory()
+			b.ReportMetric(float64(after.heap-before.heap)/float64(b.N), "heap-bytes/stream")
+			b.ReportMetric(float64(after.stack-before.stack)/float64(b.N), "stack-bytes/stream")
+			b.ReportMetric(float64(rssAfter-rssBefore)/float64(b.N), "rss-bytes/stream")
 			b.ReportMetric(float64(runtime.NumGoroutine()-goroutinesBefore)/float64(b.N), "goroutines/stream")
 		})
 	}
@@ -424,13 +496,33 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// serverMemory is heap in use plus goroutine stacks, after a GC.
-func serverMemory() int64 {
+// goMemory is the Go heap in use and the goroutine stacks.
+type goMemory struct{ heap, stack int64 }
+
+// serverMemory measures the heap in use and the goroutine stacks, after a
+// GC (two: the first may only start sweeping).
+func serverMemory() goMemory {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return int64(m.HeapInuse + m.StackInuse)
+	return goMemory{heap: int64(m.HeapInuse), stack: int64(m.StackInuse)}
+}
+
+// residentMemory is the process's resident set size, after a GC that
+// returns freed memory to the system.
+func residentMemory() int64 {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
 }
 
 // TestHelperIdleSubscribers is the child process of BenchmarkIdleStreamMemory;

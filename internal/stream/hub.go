@@ -4,71 +4,59 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-
-	"github.com/eventsvc/eventsvc/internal/filter"
 	"github.com/eventsvc/eventsvc/internal/record"
 )
 
-// Hub reads the live end of the log once per process and fans each event out
+// hub reads the live end of the log once per process and fans each event out
 // to the local subscribers whose filter matches it.
 //
 // The hub never blocks on a subscriber: it appends to the subscriber's
-// bounded queue, and a subscriber whose queue is full is marked overflowed,
-// to be ended by its own goroutine. Each event is encoded once, when the first
-// subscriber matches it, and the same bytes are sent to every subscriber.
-type Hub struct {
+// bounded queue, and a subscriber whose queue is full is ended (evicted),
+// its writer woken to say so. Each event is encoded once, when the first
+// subscriber matches it, and the same bytes are queued to every subscriber.
+type hub struct {
 	src   Source
 	epoch string
 	log   *slog.Logger
+	obs   Observer
 
 	// head is the sequence of the last event dispatched. It is written only
 	// by the dispatching goroutine, after the event was queued to every
-	// matching subscriber, while holding mu for reading; it is read under mu
-	// for writing by register, so that a subscriber registered "after head"
+	// matching subscriber, while holding mu for reading; register reads it
+	// holding mu for writing, so that a subscriber registered "after head"
 	// gets exactly the events after head.
 	head atomic.Uint64
 
-	// mu protects byChannel and wildcard (the registry). Dispatch holds it
-	// for reading; register and unregister for writing.
+	// mu protects byChannel, wildcard and count (the registry). dispatch
+	// holds it for reading; register and unregister for writing.
 	mu        sync.RWMutex
 	byChannel map[string][]*subscriber // subscribers listing that channel key
 	wildcard  []*subscriber            // subscribers with no channel filter
 	count     int
 
 	ready chan struct{} // closed once head is known
-	done  chan struct{} // closed when Run returns
+	done  chan struct{} // closed when run returns
 }
 
-// NewHub returns a hub over src. Run starts it.
-func NewHub(src Source, log *slog.Logger) *Hub {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Hub{
+func newHub(src Source, log *slog.Logger, obs Observer) *hub {
+	return &hub{
 		src:       src,
 		epoch:     src.Epoch(),
 		log:       log.With("component", "hub"),
+		obs:       obs,
 		byChannel: make(map[string][]*subscriber),
 		ready:     make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 }
 
-// Run tails the log from its current end and dispatches every new event,
-// until ctx ends. Subscribers still registered then see Done closed. Run
-// returns ctx's error, or the error that stopped the tail.
-func (h *Hub) Run(ctx context.Context) error {
+// run tails the log from its current end and dispatches every new event
+// until ctx ends. It returns ctx's error, or the error that stopped the tail.
+func (h *hub) run(ctx context.Context) error {
 	defer close(h.done)
 	_, last, err := h.src.Bounds(ctx)
 	if err != nil {
@@ -76,7 +64,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.head.Store(last)
 	close(h.ready)
-	wait := tailRetryMin
+	pause := tailRetryMin
 	for {
 		began := time.Now()
 		err = h.src.Tail(ctx, h.head.Load(), h.dispatch)
@@ -84,73 +72,88 @@ func (h *Hub) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		// The tail survives reconnects by itself; it ends only when its
-		// consumer could not be kept. Start it again where it stopped, after
-		// a pause that grows while the log stays out of reach, so that an
-		// outage does not turn into a busy loop.
+		// consumer could not be kept. Start it again where it stopped.
 		if !errors.Is(err, record.ErrUnavailable) {
 			return err
 		}
 		if time.Since(began) > tailRetryMax {
-			wait = tailRetryMin
+			pause = tailRetryMin // it ran a good while: a new outage
 		}
-		h.log.Warn("tail of the event log ended; restarting", "after", h.head.Load(), "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		h.log.Warn("tail of the event log ended; restarting", "after", h.head.Load(), "in", pause, "err", err)
+		if !sleepCtx(ctx, pause) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, tailRetryMax)
+		pause = min(2*pause, tailRetryMax)
 	}
 }
 
-// Bounds of the pause before the tail is restarted.
+// Bounds of the pause before the tail is restarted: it grows while the log
+// stays out of reach, so that an outage does not turn into a busy loop.
 const (
 	tailRetryMin = 100 * time.Millisecond
 	tailRetryMax = 5 * time.Second
 )
 
-// Done is closed when the hub has stopped; subscribers must end then.
-func (h *Hub) Done() <-chan struct{} { return h.done }
+// sleepCtx waits for d and reports true, or for ctx to end and reports false.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
 
 // Head returns the sequence of the last event dispatched.
-func (h *Hub) Head() uint64 { return h.head.Load() }
+func (h *hub) Head() uint64 { return h.head.Load() }
 
-// Subscribers returns the number of registered subscribers.
-func (h *Hub) Subscribers() int {
+func (h *hub) subscribers() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.count
 }
 
-func (h *Hub) dispatch(rec *record.Record) {
+func (h *hub) dispatch(rec *record.Record) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if rec.Sequence <= h.head.Load() {
 		return // a redelivery after the tail restarted
 	}
-	var w *wire
+	var m *Message
 	for _, s := range h.byChannel[rec.Key.Channel] {
-		w = s.offer(rec, w, h.epoch)
+		m = h.offer(s, rec, m)
 	}
 	for _, s := range h.wildcard {
-		w = s.offer(rec, w, h.epoch)
+		m = h.offer(s, rec, m)
 	}
 	h.head.Store(rec.Sequence)
 }
 
+func (h *hub) offer(s *subscriber, rec *record.Record, m *Message) *Message {
+	m, evicted := s.offer(rec, m, h.epoch)
+	if evicted {
+		h.obs.SubscriberEvicted(s.client.Name)
+		h.log.Warn("subscriber fell behind; ending its stream", "client", s.client.Name, "buffer", s.max)
+	}
+	return m
+}
+
 // register adds s so that it receives every matching event with a sequence
-// greater than after, provided the hub has not dispatched past after yet. It
-// reports false (and does not register) when it has: the caller must first
-// replay up to Head from the log.
-func (h *Hub) register(s *subscriber, after uint64) bool {
+// greater than after, provided the hub has not dispatched past after yet;
+// a subscriber that has been sent nothing yet is first queued the heartbeat
+// that says it is live. It reports false (and does nothing) when the hub has
+// moved past after: the caller must first read up to Head from the log.
+func (h *hub) register(s *subscriber, after uint64, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.head.Load() > after {
 		return false
 	}
 	s.after = after
+	// Under the write lock, no event can be queued before it.
+	s.pushLive(heartbeatMessage(now, after, h.epoch))
 	if chs := s.filter.ChannelKeys(); len(chs) > 0 {
 		for _, c := range uniq(chs) {
 			h.byChannel[c] = append(h.byChannel[c], s)
@@ -159,10 +162,25 @@ func (h *Hub) register(s *subscriber, after uint64) bool {
 		h.wildcard = append(h.wildcard, s)
 	}
 	h.count++
+	s.live.Store(true)
 	return true
 }
 
-func (h *Hub) unregister(s *subscriber) {
+// registerNow registers s from the later of after and the hub's position.
+// It returns where s joined.
+func (h *hub) registerNow(s *subscriber, after uint64) uint64 {
+	for {
+		at := max(after, h.Head())
+		if h.register(s, at, time.Now()) {
+			return at
+		}
+	}
+}
+
+func (h *hub) unregister(s *subscriber) {
+	if !s.live.Load() {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	removed := false
@@ -210,175 +228,4 @@ func uniq(s []string) []string {
 		}
 	}
 	return out
-}
-
-// subscriber is one stream's side of the hub: its filter and its bounded
-// queue. The hub's goroutine pushes; the stream's goroutines drain.
-type subscriber struct {
-	filter filter.Filter
-	// after: the hub offers only events with a greater sequence. Written by
-	// register under the hub's write lock, read by dispatch under its read
-	// lock.
-	after uint64
-	max   int
-
-	mu       sync.Mutex // protects queue and overflow
-	queue    []*wire
-	overflow bool
-
-	notify  chan struct{} // capacity 1: "look at the queue" (it grew, or the sender is told to stop or linger)
-	evicted chan struct{} // closed when the queue overflowed
-}
-
-func newSubscriber(f filter.Filter, max int) *subscriber {
-	return &subscriber{filter: f, max: max, notify: make(chan struct{}, 1), evicted: make(chan struct{})}
-}
-
-// offer queues rec if it matches, encoding it first if w is nil, and returns
-// the encoding for the next subscriber to reuse. It never blocks.
-func (s *subscriber) offer(rec *record.Record, w *wire, epoch string) *wire {
-	if rec.Sequence <= s.after || !s.filter.Match(&rec.Key) {
-		return w
-	}
-	if w == nil {
-		w = encodeEvent(rec, epoch)
-	}
-	s.mu.Lock()
-	switch {
-	case s.overflow:
-		s.mu.Unlock()
-		return w
-	case len(s.queue) >= s.max:
-		// The queued events are dropped: the stream ends, and the client
-		// resumes after the last event it was actually sent.
-		s.overflow = true
-		s.queue = nil
-		s.mu.Unlock()
-		close(s.evicted)
-		return w
-	}
-	s.queue = append(s.queue, w)
-	s.mu.Unlock()
-	s.wake()
-	return w
-}
-
-// wake tells whoever drains the queue to look at it; it never blocks.
-func (s *subscriber) wake() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
-
-// pushControl queues a message that is not an event (a heartbeat); it does
-// not count against the bound.
-func (s *subscriber) pushControl(w *wire) {
-	s.mu.Lock()
-	if !s.overflow {
-		s.queue = append(s.queue, w)
-	}
-	s.mu.Unlock()
-	s.wake()
-}
-
-// pushHeartbeat queues a heartbeat that names last as the resume cursor.
-func (s *subscriber) pushHeartbeat(now time.Time, last uint64, epoch string) error {
-	w, err := heartbeat(now, last, epoch)
-	if err != nil {
-		return err
-	}
-	s.pushControl(w)
-	return nil
-}
-
-// pushLiveHeartbeat queues the heartbeat that tells a new stream's client
-// that the stream is live, naming last (where the subscriber registered) as
-// the resume cursor. It goes ahead of the events the hub may have queued
-// since the subscriber registered, which all come after last, so that it is
-// the first message.
-func (s *subscriber) pushLiveHeartbeat(now time.Time, last uint64, epoch string) error {
-	w, err := heartbeat(now, last, epoch)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	if !s.overflow {
-		s.queue = slices.Insert(s.queue, 0, w)
-	}
-	s.mu.Unlock()
-	s.wake()
-	return nil
-}
-
-func heartbeat(now time.Time, last uint64, epoch string) (*wire, error) {
-	hb, err := proto.Marshal(&eventsv1.StreamEventsResponse{
-		Kind:  &eventsv1.StreamEventsResponse_Heartbeat{Heartbeat: &eventsv1.Heartbeat{ServerTime: timestamppb.New(now), LastSequence: last}},
-		Epoch: epoch,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return newWire(last, false, hb), nil
-}
-
-func (s *subscriber) pending() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}
-
-// take moves the queued messages into buf, which it returns (reused).
-func (s *subscriber) take(buf []*wire) []*wire {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	buf = append(buf[:0], s.queue...)
-	clear(s.queue)
-	s.queue = s.queue[:0]
-	return buf
-}
-
-// wire is a StreamEventsResponse already encoded in protobuf binary form,
-// shared read-only by every subscriber it is sent to (see codec).
-type wire struct {
-	// cursor is the resume position once this message is delivered: the
-	// event's sequence, or the heartbeat's last sequence.
-	cursor uint64
-	event  bool
-	// bytes is the encoding as the one buffer the codec hands to gRPC, built
-	// once rather than for every send.
-	bytes mem.BufferSlice
-}
-
-func newWire(cursor uint64, event bool, b []byte) *wire {
-	// A SliceBuffer does not return its bytes to a pool when freed, so the
-	// shared bytes are never recycled under another subscriber.
-	return &wire{cursor: cursor, event: event, bytes: mem.BufferSlice{mem.SliceBuffer(b)}}
-}
-
-// Field numbers of StreamEventsResponse and Event used by encodeEvent.
-const (
-	fieldResponseEvent = 1
-	fieldResponseEpoch = 4
-	fieldEventSequence = 2
-)
-
-// encodeEvent builds StreamEventsResponse{event: <stored event + sequence>,
-// epoch} without decoding the stored event: the stored bytes are an Event
-// without a sequence, and protobuf allows a field to follow the others, so
-// appending the sequence field yields the complete Event.
-func encodeEvent(rec *record.Record, epoch string) *wire {
-	seqLen := protowire.SizeTag(fieldEventSequence) + protowire.SizeVarint(rec.Sequence)
-	evLen := len(rec.Data) + seqLen
-	n := protowire.SizeTag(fieldResponseEvent) + protowire.SizeBytes(evLen) +
-		protowire.SizeTag(fieldResponseEpoch) + protowire.SizeBytes(len(epoch))
-	b := make([]byte, 0, n)
-	b = protowire.AppendTag(b, fieldResponseEvent, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(evLen))
-	b = append(b, rec.Data...)
-	b = protowire.AppendTag(b, fieldEventSequence, protowire.VarintType)
-	b = protowire.AppendVarint(b, rec.Sequence)
-	b = protowire.AppendTag(b, fieldResponseEpoch, protowire.BytesType)
-	b = protowire.AppendString(b, epoch)
-	return newWire(rec.Sequence, true, b)
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/record"
@@ -236,4 +237,51 @@ func requestFingerprint(req *eventsv1.ListEventsRequest) uint64 {
 	h := fnv.New64a()
 	h.Write(b)
 	return h.Sum64()
+}
+
+// GetEvent implements EventService.GetEvent.
+func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {
+	var rec *record.Record
+	var err error
+	switch {
+	case req.GetSequence() != 0 && req.GetId() != "":
+		return nil, status.Error(codes.InvalidArgument, "give sequence or id, not both")
+	case req.GetSequence() != 0:
+		rec, err = s.src.Get(ctx, req.GetSequence())
+	case req.GetId() != "":
+		if len(req.GetId()) > maxIDLen {
+			return nil, status.Errorf(codes.InvalidArgument, "id is longer than %d bytes", maxIDLen)
+		}
+		rec, err = s.src.GetByID(ctx, req.GetId())
+	default:
+		return nil, status.Error(codes.InvalidArgument, "give the sequence or the id of the event")
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if scope := clientFrom(ctx).Scope; scope != nil && !scope.Permits(&rec.Key) {
+		field := "sequence"
+		if req.GetId() != "" {
+			field = "id"
+		}
+		return nil, status.Errorf(codes.PermissionDenied, "%s: the event's channel, provider or type is outside this client's rights", field)
+	}
+	ev, err := rec.Event()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &eventsv1.GetEventResponse{Event: ev, Epoch: s.src.Epoch()}, nil
+}
+
+// maxIDLen bounds an event id in a request.
+const maxIDLen = 256
+
+// CreateStreamToken implements EventService.CreateStreamToken: a token for
+// the caller's credential (any caller when the API is open).
+func (s *Service) CreateStreamToken(ctx context.Context, _ *eventsv1.CreateStreamTokenRequest) (*eventsv1.CreateStreamTokenResponse, error) {
+	if s.opts.StreamTokens == nil {
+		return nil, status.Error(codes.Unimplemented, "stream tokens are not available on this server")
+	}
+	tok, expires := s.opts.StreamTokens.Mint(clientFrom(ctx).Credential)
+	return &eventsv1.CreateStreamTokenResponse{Token: tok, ExpireTime: timestamppb.New(expires)}, nil
 }

@@ -1,15 +1,23 @@
 // Package stream implements EventService: filtered live streams with replay
-// and resume (StreamEvents), paged listing (ListEvents) and lookup (GetEvent)
-// over the event log.
+// and resume (StreamEvents, over gRPC and, through Subscribe, over any other
+// transport), paged listing (ListEvents) and lookup (GetEvent) over the
+// event log.
 //
-// One Hub per process reads the live end of the log and fans events out to
-// the local subscribers; a subscriber that starts in the past first replays
-// from the log with a server-side filter, then joins the hub exactly where the
-// replay ended, so that there is no gap and no duplicate. Each stream is served
-// by the gRPC handler goroutine alone; the hub hands it events through a
-// bounded queue and never waits for it.
+// How a stream runs. One hub per process reads the live end of the log and
+// fans each event out to the queues of the matching subscribers; it never
+// waits for one, and evicts a subscriber whose queue overflows. Each stream
+// has one writer: the goroutine that called Subscribe (the gRPC or HTTP
+// handler), which alone calls its Sink for the stream's whole life, sending
+// what its queue holds in batches, heartbeats when idle, and finally the
+// status that ends it. A stream that starts in the past is fed by a short-lived
+// replay goroutine that reads the log into the same queue, as fast as the
+// writer drains it, then joins the hub exactly where it stopped reading, so
+// there is no gap and no duplicate. Whoever ends a stream (the hub on
+// overflow, a shutdown, a revocation) marks it, wakes its writer and cuts
+// short a send in progress, so that the status names exactly the last
+// message sent.
 //
-// Service and Hub are safe for concurrent use.
+// Service is safe for concurrent use.
 package stream
 
 import (
@@ -17,9 +25,9 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -54,12 +62,17 @@ type Source interface {
 
 // Options configures a Service. Zero values mean the defaults noted.
 type Options struct {
-	// BufferSize is how many events a subscriber may lag behind before it is
-	// ended with RESOURCE_EXHAUSTED. Default 1024.
+	// BufferSize is how many events a live subscriber may lag behind before
+	// it is ended with RESOURCE_EXHAUSTED. Default 1024.
 	BufferSize int
 	// Heartbeat is the idle time after which a stream gets a heartbeat.
 	// Default 15 s.
 	Heartbeat time.Duration
+	// WriteTimeout bounds each gRPC send: a stream whose client reads
+	// nothing for this long is ended with RESOURCE_EXHAUSTED and its resume
+	// position. Default 10 s. (HTTP streams are bounded by the HTTP server's
+	// write deadlines.)
+	WriteTimeout time.Duration
 	// DefaultPageSize is the ListEvents page size of a request that gives
 	// none. Default DefaultPageSize (100); at most MaxPageSize.
 	DefaultPageSize int
@@ -82,6 +95,43 @@ type Options struct {
 	// authenticated client. 0: no bound. It does not apply to requests
 	// without a client (an open API).
 	MaxStreamsPerClient int
+	// StreamTokens mints the tokens of CreateStreamToken; nil: the call is
+	// UNIMPLEMENTED.
+	StreamTokens TokenMinter
+}
+
+// TokenMinter mints stream tokens: short-lived tokens that stand for a
+// credential (Client.Credential) on a REST stream request.
+type TokenMinter interface {
+	Mint(credential string) (token string, expires time.Time)
+}
+
+func (o *Options) fillDefaults() {
+	if o.BufferSize <= 0 {
+		o.BufferSize = 1024
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MaxPageSize <= 0 {
+		o.MaxPageSize = MaxPageSize
+	}
+	if o.DefaultPageSize <= 0 {
+		o.DefaultPageSize = DefaultPageSize
+	}
+	o.DefaultPageSize = min(o.DefaultPageSize, o.MaxPageSize)
+	if o.MaxPageBytes <= 0 {
+		o.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
 }
 
 // Client is who a request comes from, as authentication established it, and
@@ -91,6 +141,10 @@ type Client struct {
 	Name string
 	// Scope is what the client may read; nil: everything.
 	Scope *filter.Scope
+	// Credential identifies the credential the client authenticated with,
+	// opaquely to this package, so that Revalidate can ask whether it still
+	// holds. Empty: the stream is never revalidated.
+	Credential string
 }
 
 type clientKey struct{}
@@ -124,10 +178,18 @@ type Observer interface {
 	// authenticated client ("" when the API is open).
 	StreamStarted(client string)
 	StreamEnded(client string, code codes.Code)
-	// EventsDelivered counts events sent to one subscriber.
+	// EventsDelivered counts events handed to one subscriber's transport.
 	EventsDelivered(n int)
-	// SubscriberEvicted counts subscribers ended for falling behind.
+	// SubscriberEvicted counts subscribers ended for falling behind (their
+	// queue overflowed, or their client read nothing for the write
+	// timeout).
 	SubscriberEvicted(client string)
+	// QueueDepth reports, each time a stream's writer takes from its queue,
+	// how many messages were waiting: lag building up before an eviction.
+	QueueDepth(n int)
+	// DeliveryWait reports, for each event handed to a transport, how long
+	// it was since the log stored it.
+	DeliveryWait(d time.Duration)
 }
 
 type nopObserver struct{}
@@ -136,135 +198,178 @@ func (nopObserver) StreamStarted(string)           {}
 func (nopObserver) StreamEnded(string, codes.Code) {}
 func (nopObserver) EventsDelivered(int)            {}
 func (nopObserver) SubscriberEvicted(string)       {}
+func (nopObserver) QueueDepth(int)                 {}
+func (nopObserver) DeliveryWait(time.Duration)     {}
 
-// Service implements eventsv1.EventServiceServer.
+// Service implements eventsv1.EventServiceServer, and serves streams over
+// other transports through Subscribe.
 type Service struct {
 	eventsv1.UnimplementedEventServiceServer
 	src  Source
-	hub  *Hub
+	hub  *hub
 	opts Options
 	log  *slog.Logger
+	obs  Observer
 
-	// mu protects streams and perClient, the counts of open streams.
+	// mu protects the fields below: the open streams, their counts, and
+	// whether the service has stopped.
 	mu        sync.Mutex
-	streams   int
+	subs      map[*subscriber]struct{}
+	streams   int // streams counted against the limits, not yet released
 	perClient map[string]int
+	stopped   bool
+	drained   chan struct{} // closed once stopped and streams == 0
 }
 
-// NewService returns the service over src, fed live by hub (which must be
-// running over the same src).
-func NewService(src Source, hub *Hub, opts Options) *Service {
-	if opts.BufferSize <= 0 {
-		opts.BufferSize = 1024
+// New returns the service over src. Run feeds it live events; until Run has
+// read the log's position, new streams wait.
+func New(src Source, opts Options) *Service {
+	opts.fillDefaults()
+	return &Service{
+		src: src, hub: newHub(src, opts.Logger, opts.Observer), opts: opts,
+		log: opts.Logger.With("component", "stream"), obs: opts.Observer,
+		subs: make(map[*subscriber]struct{}), perClient: make(map[string]int),
+		drained: make(chan struct{}),
 	}
-	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = 15 * time.Second
-	}
-	if opts.MaxPageSize <= 0 {
-		opts.MaxPageSize = MaxPageSize
-	}
-	if opts.DefaultPageSize <= 0 {
-		opts.DefaultPageSize = DefaultPageSize
-	}
-	opts.DefaultPageSize = min(opts.DefaultPageSize, opts.MaxPageSize)
-	if opts.MaxPageBytes <= 0 {
-		opts.MaxPageBytes = DefaultMaxPageBytes
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Observer == nil {
-		opts.Observer = nopObserver{}
-	}
-	return &Service{src: src, hub: hub, opts: opts, log: opts.Logger.With("component", "stream"), perClient: make(map[string]int)}
 }
 
-// start is a validated start position.
-type start struct {
-	now       bool
-	next      uint64 // first sequence the stream may send (when !now)
-	gap       *eventsv1.Gap
-	requested string // for logs
+// Run tails the log and feeds every stream until ctx ends; then it ends
+// every stream, live or replaying, with UNAVAILABLE and its resume position,
+// and refuses new ones. It returns nil when ctx ended it, or the error that
+// stopped the tail (after which the service is stopped too). Drained tells
+// when the last stream has finished.
+func (s *Service) Run(ctx context.Context) error {
+	err := s.hub.run(ctx)
+	s.stopAll()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
-// resolveStart validates the start options of req against the log.
-func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRequest) (start, error) {
-	set := 0
-	if req.AfterSequence != nil {
-		set++
+// stopAll ends every stream for the shutdown and refuses new ones.
+func (s *Service) stopAll() {
+	s.mu.Lock()
+	s.stopped = true
+	subs := make([]*subscriber, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
 	}
-	if req.GetStartTime() != nil {
-		set++
+	if s.streams == 0 {
+		s.closeDrained()
 	}
-	if req.GetFromEarliest() {
-		set++
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.stop(endShutdown)
 	}
-	switch {
-	case set > 1:
-		return start{}, status.Error(codes.InvalidArgument, "after_sequence, start_time and from_earliest are alternatives: set at most one")
-	case req.GetEpoch() != "" && req.AfterSequence == nil:
-		return start{}, status.Error(codes.InvalidArgument, "epoch is given without after_sequence: it qualifies a resume cursor")
-	case req.GetAllowGap() && req.AfterSequence == nil:
-		return start{}, status.Error(codes.InvalidArgument, "allow_gap applies only with after_sequence")
-	case set == 0:
-		return start{now: true, requested: "now"}, nil
-	}
-	if t := req.GetStartTime(); t != nil {
-		if err := t.CheckValid(); err != nil {
-			return start{}, status.Errorf(codes.InvalidArgument, "start_time: %v", err)
-		}
-		next, err := s.src.SequenceAt(ctx, logTime(t.AsTime()))
-		if err != nil {
-			return start{}, toStatus(err)
-		}
-		return start{next: next, requested: "start_time"}, nil
-	}
-	first, last, err := s.src.Bounds(ctx)
-	if err != nil {
-		return start{}, toStatus(err)
-	}
-	if req.GetFromEarliest() {
-		return start{next: first, requested: "earliest"}, nil
-	}
-	after := req.GetAfterSequence()
-	gap := func(reason string) start {
-		return start{next: first, requested: "after_sequence", gap: &eventsv1.Gap{Reason: reason, RequestedAfterSequence: after, FirstSequence: first}}
-	}
-	if ep := req.GetEpoch(); ep != "" && ep != s.src.Epoch() {
-		if req.GetAllowGap() {
-			return gap("epoch_mismatch"), nil
-		}
-		return start{}, status.Errorf(codes.FailedPrecondition,
-			"the cursor is from epoch %q but the log is now epoch %q (it was recreated): resume with from_earliest, or set allow_gap", ep, s.src.Epoch())
-	}
-	if after > last {
-		return start{}, status.Errorf(codes.InvalidArgument, "after_sequence %d is past the end of the log (last sequence %d)", after, last)
-	}
-	if after+1 < first {
-		if req.GetAllowGap() {
-			return gap("expired"), nil
-		}
-		return start{}, status.Errorf(codes.OutOfRange,
-			"events after sequence %d have expired from the log (the oldest held is %d): resume with from_earliest, or set allow_gap", after, first)
-	}
-	return start{next: after + 1, requested: "after_sequence"}, nil
 }
 
-// StreamEvents implements EventService.StreamEvents.
-func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) (err error) {
-	ctx := out.Context()
+func (s *Service) closeDrained() {
+	select {
+	case <-s.drained:
+	default:
+		close(s.drained)
+	}
+}
+
+// Interrupt cuts short the sends in progress of streams that the server has
+// ended (see Run) but whose clients do not read: each such stream ends at
+// once, and its client, should it read again, finds after what it had
+// buffered a CANCELLED status that says why and names the resume position.
+// A shutdown calls it once a grace period for slow readers has passed.
+func (s *Service) Interrupt() {
+	s.mu.Lock()
+	subs := make([]*subscriber, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		if e := sub.ended(); e != nil && sub.interrupt != nil {
+			sub.interrupt(e)
+		}
+	}
+}
+
+// Drained is closed once Run has returned and every stream has ended.
+func (s *Service) Drained() <-chan struct{} { return s.drained }
+
+// Subscribers returns the number of streams that receive live events.
+func (s *Service) Subscribers() int { return s.hub.subscribers() }
+
+// Streams returns the number of streams open, replaying or live.
+func (s *Service) Streams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams
+}
+
+// Revalidate checks the client of every open stream against lookup,
+// typically after the clients were reloaded. lookup returns the scope that
+// a credential (Client.Credential) now grants, or false when it grants
+// nothing any more. A stream whose credential is gone ends with
+// UNAUTHENTICATED; one whose client may now read less than it could when
+// the stream opened ends with PERMISSION_DENIED; both name the resume
+// position, and the client reconnects under its new rights. Other streams
+// go on. It returns how many streams it ended.
+func (s *Service) Revalidate(lookup func(credential string) (*filter.Scope, bool)) (revoked, narrowed int) {
+	s.mu.Lock()
+	subs := make([]*subscriber, 0, len(s.subs))
+	for sub := range s.subs {
+		if sub.client.Credential != "" {
+			subs = append(subs, sub)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		scope, ok := lookup(sub.client.Credential)
+		switch {
+		case !ok:
+			sub.stop(endRevoked)
+			revoked++
+		case !scope.Covers(sub.client.Scope):
+			sub.stop(endNarrowed)
+			narrowed++
+		}
+	}
+	if revoked+narrowed > 0 {
+		s.log.Info("streams ended after the clients changed", "revoked", revoked, "narrowed", narrowed)
+	}
+	return revoked, narrowed
+}
+
+// Sink is a stream's transport. The stream's writer, one goroutine for the
+// stream's whole life, calls it; never concurrently.
+type Sink interface {
+	// Send writes msgs, in order, and returns how many it handed to the
+	// transport. An error ends the stream; it wraps ErrStalled when the
+	// client read nothing for the transport's write timeout.
+	Send(msgs []*Message) (int, error)
+}
+
+// ErrStalled is what a Sink's error wraps when the client read nothing for
+// the transport's write timeout.
+var ErrStalled = errors.New("stream: the client stopped reading")
+
+// Subscribe serves one stream over sink: it validates req, resolves its
+// start position, replays stored events if it starts in the past, then
+// sends live events until ctx ends, the server ends the stream, or sink
+// fails. The calling goroutine is the stream's writer: it alone calls sink.
+// Subscribe returns the status that ends the stream (a gRPC status error;
+// those the server chose name the resume position, see ResumeCursor).
+func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsRequest, sink Sink) (err error) {
 	f, err := narrow(ctx, req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
 	if err != nil {
 		return toStatus(err)
 	}
-	client := clientFrom(ctx).Name
-	if err := s.acquire(client); err != nil {
+	client := clientFrom(ctx)
+	if err := s.acquire(client.Name); err != nil {
 		return err
 	}
-	defer s.release(client)
+	defer s.release(client.Name)
 	select {
 	case <-s.hub.ready:
-	case <-s.hub.Done():
+	case <-s.hub.done:
 		return notStarted(req, s.src.Epoch())
 	case <-ctx.Done():
 		return toStatus(ctx.Err())
@@ -274,18 +379,9 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 	if err != nil {
 		return err
 	}
-	s.opts.Observer.StreamStarted(client)
-	defer func() { s.opts.Observer.StreamEnded(client, status.Code(err)) }()
 
-	epoch := s.src.Epoch()
-	sub := newSubscriber(f, s.opts.BufferSize)
-	c := &cursor{epoch: epoch}
-	if st.gap != nil {
-		if err := out.Send(&eventsv1.StreamEventsResponse{Kind: &eventsv1.StreamEventsResponse_Gap{Gap: st.gap}, Epoch: epoch}); err != nil {
-			return err
-		}
-	}
-	sent := st.gap != nil
+	sub := newSubscriber(f, client, s.opts.BufferSize)
+	c := cursor{epoch: s.src.Epoch(), last: st.next - 1}
 	if st.now {
 		// From the log's end, not the hub's position, which may lag by an
 		// event or two: "now" excludes whatever was stored before the call.
@@ -294,38 +390,211 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 		if err != nil {
 			return toStatus(err)
 		}
-		for !s.hub.register(sub, max(last, s.hub.Head())) {
-		}
-		c.last = sub.after
-	} else {
-		c.last = st.next - 1
-		var n int
-		onOwnStack(func() { n, err = s.replay(ctx, &f, sub, c, out) })
-		if err != nil {
-			return err
-		}
-		sent = sent || n > 0
+		c.last = last
 	}
-	defer s.hub.unregister(sub)
-	if !sent {
-		// Say at once that the stream is live, so that clients and proxies
-		// (and REST, whose response starts with the first message) need
-		// not wait for an event or the first idle heartbeat.
-		if err := sub.pushLiveHeartbeat(time.Now(), c.last, c.epoch); err != nil {
+	if g, ok := sink.(*grpcSink); ok {
+		g.prepare(sub, c)
+		sub.interrupt = g.interrupt
+	}
+	if !s.track(sub) {
+		return notStarted(req, s.src.Epoch())
+	}
+	defer s.untrack(sub)
+	s.obs.StreamStarted(client.Name)
+	defer func() { s.obs.StreamEnded(client.Name, status.Code(err)) }()
+
+	var replay sync.WaitGroup
+	rctx, stopReplay := context.WithCancel(ctx)
+	defer func() {
+		// In this order: a replay waiting for room in the queue sees the
+		// stream end; a replay that joined the hub is over before the
+		// subscriber leaves it.
+		sub.stop(endClosed)
+		stopReplay()
+		replay.Wait()
+		s.hub.unregister(sub)
+	}()
+	switch {
+	case st.now:
+		c.last = s.hub.registerNow(sub, c.last)
+	default:
+		if st.gap != nil {
+			sub.push(gapMessage(st.gap, c.epoch))
+		}
+		replay.Go(func() { s.replay(rctx, sub, c.last, c.epoch) })
+	}
+	return s.deliver(ctx, sub, sink, &c)
+}
+
+// cursor is the resume position of a stream: the last sequence its client
+// has been sent (or, before any, the one it started after).
+type cursor struct {
+	epoch string
+	last  uint64
+}
+
+// deliver is the stream's writer loop: it sends what the queue holds, a
+// heartbeat when the stream has been idle for Options.Heartbeat, and
+// returns the status that ends the stream.
+func (s *Service) deliver(ctx context.Context, sub *subscriber, sink Sink, c *cursor) error {
+	// Between batches the writer waits on its wake channel alone: a receive
+	// from one channel costs much less than a select, and it is paid for
+	// every delivery. So the end of ctx and the heartbeat timer wake it
+	// through the same channel.
+	defer context.AfterFunc(ctx, sub.signal)()
+	var beatDue atomic.Bool
+	beat := time.AfterFunc(s.opts.Heartbeat, func() {
+		beatDue.Store(true)
+		sub.signal()
+	})
+	defer beat.Stop()
+	lastSend := time.Now()
+	var batch []*Message
+	for {
+		if e := sub.ended(); e != nil {
+			return s.ended(sub, e, c)
+		}
+		if err := ctx.Err(); err != nil {
 			return toStatus(err)
 		}
+		batch = sub.take(batch)
+		if len(batch) > 0 {
+			err := s.send(sub, sink, batch, c)
+			clear(batch)
+			if err != nil {
+				return s.sendFailed(sub, err, c)
+			}
+			lastSend = time.Now()
+			continue
+		}
+		if beatDue.Load() {
+			// A heartbeat when nothing was sent for a whole period; the timer
+			// is not reset on each send, only re-armed here.
+			beatDue.Store(false)
+			now := time.Now()
+			if idle := now.Sub(lastSend); idle < s.opts.Heartbeat {
+				beat.Reset(s.opts.Heartbeat - idle)
+				continue
+			}
+			beat.Reset(s.opts.Heartbeat)
+			if at, ok := s.quietUpTo(sub); ok {
+				sub.push(heartbeatMessage(now, max(at, c.last), c.epoch))
+			}
+			continue
+		}
+		<-sub.wake
 	}
-	return s.live(ctx, client, sub, c, out)
 }
+
+// quietUpTo returns a sequence up to which everything the subscriber asked
+// for has been sent, when its queue is empty: a safe resume cursor for an
+// idle heartbeat.
+func (s *Service) quietUpTo(sub *subscriber) (uint64, bool) {
+	if !sub.live.Load() {
+		at := sub.scanned.Load()
+		return at, sub.pending() == 0
+	}
+	// The hub queues an event before it moves head past it: with nothing
+	// queued after head was read, everything up to head has been sent.
+	head := s.hub.Head()
+	return head, sub.pending() == 0
+}
+
+// send hands batch to sink and moves the cursor past what was sent.
+func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) error {
+	s.obs.QueueDepth(len(batch))
+	n, err := sink.Send(batch)
+	now := time.Now()
+	events := 0
+	for _, m := range batch[:n] {
+		if m.cursor > c.last {
+			c.last = m.cursor
+		}
+		if m.kind == KindEvent {
+			events++
+			s.obs.DeliveryWait(now.Sub(m.stored))
+		}
+	}
+	s.obs.EventsDelivered(events)
+	return err
+}
+
+// sendFailed returns the status of a stream whose sink failed.
+func (s *Service) sendFailed(sub *subscriber, err error, c *cursor) error {
+	if e := sub.ended(); e != nil {
+		return s.ended(sub, e, c) // the send was cut short
+	}
+	if errors.Is(err, ErrStalled) {
+		e := stalled(s.opts.WriteTimeout)
+		if sub.stop(e) {
+			s.obs.SubscriberEvicted(sub.client.Name)
+			s.log.Warn("subscriber stopped reading; ending its stream", "client", sub.client.Name, "write_timeout", s.opts.WriteTimeout)
+		}
+		return s.ended(sub, sub.ended(), c)
+	}
+	return toStatus(err)
+}
+
+// ended returns the status of a stream that the server ended for e.
+func (s *Service) ended(sub *subscriber, e *ending, c *cursor) error {
+	return resumeStatus(e.code, e.reason, e.msg, c.last, c.epoch)
+}
+
+// replayQueue is how many replayed messages may wait in a stream's queue:
+// enough that the writer always has a batch at hand, few enough that a
+// stream that does not read holds little.
+const replayQueue = 128
+
+// replay reads the stored events after `after` that sub's filter matches
+// into its queue, as fast as the writer drains it, up to the hub's
+// position; then it registers sub with the hub right after the last event it
+// read, repeating until the hub has not moved on meanwhile. It ends the
+// stream if the log fails.
+func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64, epoch string) {
+	limit := min(replayQueue, s.opts.BufferSize)
+	for {
+		head := s.hub.Head()
+		if head > after {
+			err := s.src.Read(ctx, &sub.filter, after+1, head, func(rec *record.Record) error {
+				if !sub.waitRoom(limit) {
+					return errStreamEnded
+				}
+				sub.push(eventMessage(rec, epoch))
+				sub.scanned.Store(rec.Sequence)
+				return nil
+			})
+			switch {
+			case errors.Is(err, errStreamEnded) || ctx.Err() != nil:
+				return
+			case err != nil:
+				s.log.Warn("replay failed; ending the stream", "client", sub.client.Name, "err", err)
+				sub.stop(&ending{status.Code(toStatus(err)), "replay_failed", "reading the event log failed"})
+				return
+			}
+			// Read stops at head; events past it come from the hub or the
+			// next round.
+			after = head
+			sub.scanned.Store(head)
+		}
+		if sub.ended() != nil {
+			return
+		}
+		if s.hub.register(sub, after, time.Now()) {
+			return
+		}
+	}
+}
+
+// errStreamEnded stops a replay whose stream has ended.
+var errStreamEnded = errors.New("stream: ended")
 
 // onOwnStack runs fn on a goroutine of its own and waits for it to return.
 //
-// Reading the log to set a stream up (NATS requests that decode JSON, a
-// replay) grows a goroutine's stack to 16 kB, and the handler's goroutine
-// would keep that stack for as long as the stream lasts, idle or not: the
-// runtime only halves a stack that is less than a quarter used. On a
-// goroutine of its own the deep stack is freed when the read ends, and an
-// idle stream's goroutine keeps 8 kB.
+// Reading the log to set a stream up (NATS requests that decode JSON) grows a
+// goroutine's stack to 16 kB, and the writer's goroutine would keep that
+// stack for as long as the stream lasts, idle or not: the runtime only halves
+// a stack that is less than a quarter used. On a goroutine of its own the
+// deep stack is freed when the read ends.
 func onOwnStack(fn func()) {
 	done := make(chan struct{})
 	go func() {
@@ -333,6 +602,23 @@ func onOwnStack(fn func()) {
 		fn()
 	}()
 	<-done
+}
+
+// track adds sub to the open streams, unless the service has stopped.
+func (s *Service) track(sub *subscriber) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.subs[sub] = struct{}{}
+	return true
+}
+
+func (s *Service) untrack(sub *subscriber) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.subs, sub)
 }
 
 // acquire counts a new stream of client against the limits, or fails with
@@ -362,94 +648,10 @@ func (s *Service) release(client string) {
 			delete(s.perClient, client)
 		}
 	}
-}
-
-// cursor is the resume position of a stream: the last sequence the client
-// has been sent (or, before any, the one it started after).
-type cursor struct {
-	epoch string
-	last  uint64
-}
-
-// replay sends the stored events after c.last up to the hub's head, then
-// registers sub with the hub right after the last one it read, repeating
-// until the hub has not moved on in between.
-func (s *Service) replay(ctx context.Context, f *filter.Filter, sub *subscriber, c *cursor, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) (sent int, err error) {
-	for {
-		head := s.hub.Head()
-		if head > c.last {
-			err := s.src.Read(ctx, f, c.last+1, head, func(rec *record.Record) error {
-				// A long replay must not outlast a shutdown: it ends, like a
-				// live stream, with the exact position to resume from.
-				select {
-				case <-s.hub.Done():
-					return errHubStopped
-				default:
-				}
-				if err := out.SendMsg(encodeEvent(rec, c.epoch)); err != nil {
-					return err
-				}
-				sent++
-				c.last = rec.Sequence
-				return nil
-			})
-			if err != nil {
-				s.opts.Observer.EventsDelivered(sent)
-				if errors.Is(err, errHubStopped) {
-					return sent, shuttingDown(c.last, c.epoch)
-				}
-				return sent, toStatus(err)
-			}
-			// Read stops at head; events past it were not sent and come
-			// from the hub or the next round.
-			c.last = head
-		}
-		if s.hub.register(sub, c.last) {
-			s.opts.Observer.EventsDelivered(sent)
-			return sent, nil
-		}
+	if s.stopped && s.streams == 0 {
+		s.closeDrained()
 	}
 }
-
-// errHubStopped ends a replay when the server shuts down.
-var errHubStopped = errors.New("stream: hub stopped")
-
-// GetEvent implements EventService.GetEvent.
-func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {
-	var rec *record.Record
-	var err error
-	switch {
-	case req.GetSequence() != 0 && req.GetId() != "":
-		return nil, status.Error(codes.InvalidArgument, "give sequence or id, not both")
-	case req.GetSequence() != 0:
-		rec, err = s.src.Get(ctx, req.GetSequence())
-	case req.GetId() != "":
-		if len(req.GetId()) > maxIDLen {
-			return nil, status.Errorf(codes.InvalidArgument, "id is longer than %d bytes", maxIDLen)
-		}
-		rec, err = s.src.GetByID(ctx, req.GetId())
-	default:
-		return nil, status.Error(codes.InvalidArgument, "give the sequence or the id of the event")
-	}
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if scope := clientFrom(ctx).Scope; scope != nil && !scope.Permits(&rec.Key) {
-		field := "sequence"
-		if req.GetId() != "" {
-			field = "id"
-		}
-		return nil, status.Errorf(codes.PermissionDenied, "%s: the event's channel, provider or type is outside this client's rights", field)
-	}
-	ev, err := rec.Event()
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &eventsv1.GetEventResponse{Event: ev, Epoch: s.src.Epoch()}, nil
-}
-
-// maxIDLen bounds an event id in a request.
-const maxIDLen = 256
 
 // toStatus chooses the gRPC status for an error, with the REST mapping in
 // mind. It is the one place where internal errors become API errors; the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -27,7 +29,7 @@ import (
 // listener on a free port.
 type harness struct {
 	log     *eventlog.Log
-	hub     *stream.Hub
+	svc     *stream.Service
 	client  eventsv1.EventServiceClient
 	addr    string
 	stopHub context.CancelFunc
@@ -49,14 +51,14 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	hub := stream.NewHub(l, logger)
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { hub.Run(hubCtx); close(hubDone) }()
-	t.Cleanup(func() { stopHub(); <-hubDone })
+	svc := stream.New(l, opts)
+	runCtx, stop := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { svc.Run(runCtx); close(stopped) }()
+	t.Cleanup(func() { stop(); <-stopped })
 
-	client, addr := serve(t, stream.NewService(l, hub, opts))
-	return &harness{log: l, hub: hub, client: client, addr: addr, stopHub: stopHub}
+	client, addr := serve(t, svc)
+	return &harness{log: l, svc: svc, client: client, addr: addr, stopHub: stop}
 }
 
 // serve runs svc on a gRPC server with the app's options, on a free port,
@@ -77,6 +79,25 @@ func serve(t testing.TB, svc *stream.Service) (eventsv1.EventServiceClient, stri
 	}
 	t.Cleanup(func() { conn.Close() })
 	return eventsv1.NewEventServiceClient(conn), ln.Addr().String()
+}
+
+// serveREST serves the REST gateway over the harness's service on a free
+// port (unary calls through a gRPC connection to the harness's server) and
+// returns its base URL.
+func (h *harness) serveREST(t testing.TB) string {
+	t.Helper()
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	gw, err := gateway.New(context.Background(), conn, gateway.Options{Streams: h.svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 type evSpec struct {
@@ -138,12 +159,12 @@ func repeat(sp evSpec, n int) []evSpec {
 // stream from now, events published after subscribe returns are delivered).
 func (h *harness) subscribe(t *testing.T, ctx context.Context, req *eventsv1.StreamEventsRequest) grpc.ServerStreamingClient[eventsv1.StreamEventsResponse] {
 	t.Helper()
-	before := h.hub.Subscribers()
+	before := h.svc.Subscribers()
 	s, err := h.client.StreamEvents(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the subscriber to register", func() bool { return h.hub.Subscribers() > before })
+	waitFor(t, "the subscriber to register", func() bool { return h.svc.Subscribers() > before })
 	return s
 }
 
@@ -292,7 +313,7 @@ func TestResumeReceivesExactlyTheMissedEvents(t *testing.T) {
 		t.Fatalf("first connection got %v", got)
 	}
 	cancel()
-	waitFor(t, "the subscriber to leave", func() bool { return h.hub.Subscribers() == 0 })
+	waitFor(t, "the subscriber to leave", func() bool { return h.svc.Subscribers() == 0 })
 
 	h.publish(t, msgA, msgB, msgA)
 	after := uint64(5)
@@ -351,12 +372,12 @@ func TestSlowSubscriberIsEvictedWithResumeCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slowConn.Close()
-	before := h.hub.Subscribers()
+	before := h.svc.Subscribers()
 	slow, err := eventsv1.NewEventServiceClient(slowConn).StreamEvents(ctx, &eventsv1.StreamEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the slow subscriber to register", func() bool { return h.hub.Subscribers() > before })
+	waitFor(t, "the slow subscriber to register", func() bool { return h.svc.Subscribers() > before })
 	fast := h.subscribe(t, ctx, &eventsv1.StreamEventsRequest{})
 
 	const n = 400
@@ -368,7 +389,9 @@ func TestSlowSubscriberIsEvictedWithResumeCursor(t *testing.T) {
 	if got := <-fastGot; !equal(got, seqRange(1, n)) {
 		t.Fatalf("fast subscriber got %d events, not 1..%d", len(got), n)
 	}
-	waitFor(t, "the slow subscriber to be evicted", func() bool { return h.hub.Subscribers() == 1 })
+	// The hub queued every event to both subscribers before the fast one
+	// could receive the last: the slow one overflowed long ago. Its writer
+	// is blocked in a send until the client reads again.
 
 	// What the slow client finally reads: a prefix of the events, then
 	// RESOURCE_EXHAUSTED naming the last one it got.
@@ -398,6 +421,7 @@ func TestSlowSubscriberIsEvictedWithResumeCursor(t *testing.T) {
 	if last >= n {
 		t.Fatalf("the slow subscriber received all %d events; the test did not make it slow", n)
 	}
+	waitFor(t, "the evicted subscriber to leave the hub", func() bool { return h.svc.Subscribers() == 1 })
 	// Resuming from the cursor yields the rest.
 	s, err := h.client.StreamEvents(ctx, &eventsv1.StreamEventsRequest{AfterSequence: &last, Epoch: h.log.Epoch()})
 	if err != nil {
@@ -563,11 +587,11 @@ func TestHubStopEndsAReplay(t *testing.T) {
 func TestStreamAfterHubStopKeepsTheClientsPosition(t *testing.T) {
 	h := newHarness(t, stream.Options{}, eventlog.Config{})
 	h.publish(t, msgA, msgA)
-	hub := stream.NewHub(h.log, nil)
+	svc := stream.New(h.log, stream.Options{})
 	stopped, cancel := context.WithCancel(context.Background())
 	cancel()
-	hub.Run(stopped)
-	client, _ := serve(t, stream.NewService(h.log, hub, stream.Options{}))
+	svc.Run(stopped)
+	client, _ := serve(t, svc)
 
 	ctx := testCtx(t)
 	one := uint64(1)

@@ -183,7 +183,10 @@ def _retryable(err: grpc.RpcError, allow_gap: bool) -> bool:
     code = err.code()
     if code in _RETRYABLE:
         return True
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.PERMISSION_DENIED):
+        # With a resume position the server ended a stream that had been
+        # fine: the subscriber fell behind, or its client's rights narrowed
+        # (the retry is checked under the new ones).
         return resume_position(err) is not None
     if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE):
         return allow_gap
@@ -290,10 +293,12 @@ def subscribe(
     cursor (or request.after_sequence and epoch) resumes a saved position.
 
     Raises the grpc.RpcError of a permanent refusal: UNAUTHENTICATED,
-    PERMISSION_DENIED, INVALID_ARGUMENT, and unless request.allow_gap
-    FAILED_PRECONDITION and OUT_OF_RANGE (a cursor from a recreated log, or
-    whose events expired); also RESOURCE_EXHAUSTED without a resume
-    position. Closing the generator (break) cancels the stream.
+    INVALID_ARGUMENT, and unless request.allow_gap FAILED_PRECONDITION and
+    OUT_OF_RANGE (a cursor from a recreated log, or whose events expired);
+    also RESOURCE_EXHAUSTED and PERMISSION_DENIED without a resume position
+    (with one, the stream was fine until the subscriber fell behind or its
+    rights narrowed, and subscribe() resumes). Closing the generator (break)
+    cancels the stream.
     """
     stub = event_service_pb2_grpc.EventServiceStub(channel)
     req = event_service_pb2.StreamEventsRequest()

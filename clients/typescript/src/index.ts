@@ -154,6 +154,10 @@ const permanent = new Set([
 function retryable(err: ConnectError, allowGap: boolean): boolean {
   switch (err.code) {
     case Code.ResourceExhausted:
+    case Code.PermissionDenied:
+      // With a resume position the server ended a stream that had been fine: the
+      // subscriber fell behind, or its client's rights narrowed (the retry is checked
+      // under the new ones).
       return resumePosition(err) !== undefined;
     case Code.FailedPrecondition:
     case Code.OutOfRange:
@@ -237,10 +241,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * the last processed message, or at the server's resume position when it gave one in the
  * same epoch.
  *
- * Throws the ConnectError of a permanent refusal: UNAUTHENTICATED, PERMISSION_DENIED,
- * INVALID_ARGUMENT, and unless request.allowGap FAILED_PRECONDITION and OUT_OF_RANGE (a
- * cursor from a recreated log, or whose events expired); also RESOURCE_EXHAUSTED without
- * a resume position. Returns when options.signal aborts; leaving the loop cancels the stream.
+ * Throws the ConnectError of a permanent refusal: UNAUTHENTICATED, INVALID_ARGUMENT, and
+ * unless request.allowGap FAILED_PRECONDITION and OUT_OF_RANGE (a cursor from a recreated
+ * log, or whose events expired); also RESOURCE_EXHAUSTED and PERMISSION_DENIED without a
+ * resume position (with one, the stream was fine until the subscriber fell behind or its
+ * rights narrowed, and subscribe() resumes). Returns when options.signal aborts; leaving
+ * the loop cancels the stream.
  */
 export async function* subscribe(
   client: EventServiceClient,

@@ -739,6 +739,99 @@ func (x *GetEventResponse) GetEpoch() string {
 	return ""
 }
 
+// CreateStreamTokenRequest asks for a stream token for the caller's
+// credential. It has no fields.
+type CreateStreamTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateStreamTokenRequest) Reset() {
+	*x = CreateStreamTokenRequest{}
+	mi := &file_sociocs_events_v1_event_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateStreamTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateStreamTokenRequest) ProtoMessage() {}
+
+func (x *CreateStreamTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sociocs_events_v1_event_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateStreamTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateStreamTokenRequest) Descriptor() ([]byte, []int) {
+	return file_sociocs_events_v1_event_service_proto_rawDescGZIP(), []int{8}
+}
+
+// CreateStreamTokenResponse carries a stream token.
+type CreateStreamTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token: an opaque string of URL-safe characters.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// When the token stops being accepted for new streams.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateStreamTokenResponse) Reset() {
+	*x = CreateStreamTokenResponse{}
+	mi := &file_sociocs_events_v1_event_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateStreamTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateStreamTokenResponse) ProtoMessage() {}
+
+func (x *CreateStreamTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sociocs_events_v1_event_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateStreamTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateStreamTokenResponse) Descriptor() ([]byte, []int) {
+	return file_sociocs_events_v1_event_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateStreamTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateStreamTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_sociocs_events_v1_event_service_proto protoreflect.FileDescriptor
 
 const file_sociocs_events_v1_event_service_proto_rawDesc = "" +
@@ -791,16 +884,22 @@ const file_sociocs_events_v1_event_service_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"X\n" +
 	"\x10GetEventResponse\x12.\n" +
 	"\x05event\x18\x01 \x01(\v2\x18.sociocs.events.v1.EventR\x05event\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\tR\x05epoch*N\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\"\x1a\n" +
+	"\x18CreateStreamTokenRequest\"n\n" +
+	"\x19CreateStreamTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*N\n" +
 	"\x05Order\x12\x15\n" +
 	"\x11ORDER_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ORDER_OLDEST_FIRST\x10\x01\x12\x16\n" +
-	"\x12ORDER_NEWEST_FIRST\x10\x022\xa1\x02\n" +
+	"\x12ORDER_NEWEST_FIRST\x10\x022\x91\x03\n" +
 	"\fEventService\x12a\n" +
 	"\fStreamEvents\x12&.sociocs.events.v1.StreamEventsRequest\x1a'.sociocs.events.v1.StreamEventsResponse0\x01\x12Y\n" +
 	"\n" +
 	"ListEvents\x12$.sociocs.events.v1.ListEventsRequest\x1a%.sociocs.events.v1.ListEventsResponse\x12S\n" +
-	"\bGetEvent\x12\".sociocs.events.v1.GetEventRequest\x1a#.sociocs.events.v1.GetEventResponseB=Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1b\x06proto3"
+	"\bGetEvent\x12\".sociocs.events.v1.GetEventRequest\x1a#.sociocs.events.v1.GetEventResponse\x12n\n" +
+	"\x11CreateStreamToken\x12+.sociocs.events.v1.CreateStreamTokenRequest\x1a,.sociocs.events.v1.CreateStreamTokenResponseB=Z;github.com/eventsvc/eventsvc/gen/sociocs/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_sociocs_events_v1_event_service_proto_rawDescOnce sync.Once
@@ -815,51 +914,56 @@ func file_sociocs_events_v1_event_service_proto_rawDescGZIP() []byte {
 }
 
 var file_sociocs_events_v1_event_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sociocs_events_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_sociocs_events_v1_event_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_sociocs_events_v1_event_service_proto_goTypes = []any{
-	(Order)(0),                    // 0: sociocs.events.v1.Order
-	(*StreamEventsRequest)(nil),   // 1: sociocs.events.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),  // 2: sociocs.events.v1.StreamEventsResponse
-	(*Heartbeat)(nil),             // 3: sociocs.events.v1.Heartbeat
-	(*Gap)(nil),                   // 4: sociocs.events.v1.Gap
-	(*ListEventsRequest)(nil),     // 5: sociocs.events.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 6: sociocs.events.v1.ListEventsResponse
-	(*GetEventRequest)(nil),       // 7: sociocs.events.v1.GetEventRequest
-	(*GetEventResponse)(nil),      // 8: sociocs.events.v1.GetEventResponse
-	(Provider)(0),                 // 9: sociocs.events.v1.Provider
-	(EventType)(0),                // 10: sociocs.events.v1.EventType
-	(Status)(0),                   // 11: sociocs.events.v1.Status
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*Event)(nil),                 // 13: sociocs.events.v1.Event
+	(Order)(0),                        // 0: sociocs.events.v1.Order
+	(*StreamEventsRequest)(nil),       // 1: sociocs.events.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),      // 2: sociocs.events.v1.StreamEventsResponse
+	(*Heartbeat)(nil),                 // 3: sociocs.events.v1.Heartbeat
+	(*Gap)(nil),                       // 4: sociocs.events.v1.Gap
+	(*ListEventsRequest)(nil),         // 5: sociocs.events.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),        // 6: sociocs.events.v1.ListEventsResponse
+	(*GetEventRequest)(nil),           // 7: sociocs.events.v1.GetEventRequest
+	(*GetEventResponse)(nil),          // 8: sociocs.events.v1.GetEventResponse
+	(*CreateStreamTokenRequest)(nil),  // 9: sociocs.events.v1.CreateStreamTokenRequest
+	(*CreateStreamTokenResponse)(nil), // 10: sociocs.events.v1.CreateStreamTokenResponse
+	(Provider)(0),                     // 11: sociocs.events.v1.Provider
+	(EventType)(0),                    // 12: sociocs.events.v1.EventType
+	(Status)(0),                       // 13: sociocs.events.v1.Status
+	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
+	(*Event)(nil),                     // 15: sociocs.events.v1.Event
 }
 var file_sociocs_events_v1_event_service_proto_depIdxs = []int32{
-	9,  // 0: sociocs.events.v1.StreamEventsRequest.providers:type_name -> sociocs.events.v1.Provider
-	10, // 1: sociocs.events.v1.StreamEventsRequest.types:type_name -> sociocs.events.v1.EventType
-	11, // 2: sociocs.events.v1.StreamEventsRequest.statuses:type_name -> sociocs.events.v1.Status
-	12, // 3: sociocs.events.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	13, // 4: sociocs.events.v1.StreamEventsResponse.event:type_name -> sociocs.events.v1.Event
+	11, // 0: sociocs.events.v1.StreamEventsRequest.providers:type_name -> sociocs.events.v1.Provider
+	12, // 1: sociocs.events.v1.StreamEventsRequest.types:type_name -> sociocs.events.v1.EventType
+	13, // 2: sociocs.events.v1.StreamEventsRequest.statuses:type_name -> sociocs.events.v1.Status
+	14, // 3: sociocs.events.v1.StreamEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	15, // 4: sociocs.events.v1.StreamEventsResponse.event:type_name -> sociocs.events.v1.Event
 	3,  // 5: sociocs.events.v1.StreamEventsResponse.heartbeat:type_name -> sociocs.events.v1.Heartbeat
 	4,  // 6: sociocs.events.v1.StreamEventsResponse.gap:type_name -> sociocs.events.v1.Gap
-	12, // 7: sociocs.events.v1.Heartbeat.server_time:type_name -> google.protobuf.Timestamp
-	9,  // 8: sociocs.events.v1.ListEventsRequest.providers:type_name -> sociocs.events.v1.Provider
-	10, // 9: sociocs.events.v1.ListEventsRequest.types:type_name -> sociocs.events.v1.EventType
-	11, // 10: sociocs.events.v1.ListEventsRequest.statuses:type_name -> sociocs.events.v1.Status
-	12, // 11: sociocs.events.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	12, // 12: sociocs.events.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	14, // 7: sociocs.events.v1.Heartbeat.server_time:type_name -> google.protobuf.Timestamp
+	11, // 8: sociocs.events.v1.ListEventsRequest.providers:type_name -> sociocs.events.v1.Provider
+	12, // 9: sociocs.events.v1.ListEventsRequest.types:type_name -> sociocs.events.v1.EventType
+	13, // 10: sociocs.events.v1.ListEventsRequest.statuses:type_name -> sociocs.events.v1.Status
+	14, // 11: sociocs.events.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	14, // 12: sociocs.events.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 13: sociocs.events.v1.ListEventsRequest.order:type_name -> sociocs.events.v1.Order
-	13, // 14: sociocs.events.v1.ListEventsResponse.events:type_name -> sociocs.events.v1.Event
-	13, // 15: sociocs.events.v1.GetEventResponse.event:type_name -> sociocs.events.v1.Event
-	1,  // 16: sociocs.events.v1.EventService.StreamEvents:input_type -> sociocs.events.v1.StreamEventsRequest
-	5,  // 17: sociocs.events.v1.EventService.ListEvents:input_type -> sociocs.events.v1.ListEventsRequest
-	7,  // 18: sociocs.events.v1.EventService.GetEvent:input_type -> sociocs.events.v1.GetEventRequest
-	2,  // 19: sociocs.events.v1.EventService.StreamEvents:output_type -> sociocs.events.v1.StreamEventsResponse
-	6,  // 20: sociocs.events.v1.EventService.ListEvents:output_type -> sociocs.events.v1.ListEventsResponse
-	8,  // 21: sociocs.events.v1.EventService.GetEvent:output_type -> sociocs.events.v1.GetEventResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 14: sociocs.events.v1.ListEventsResponse.events:type_name -> sociocs.events.v1.Event
+	15, // 15: sociocs.events.v1.GetEventResponse.event:type_name -> sociocs.events.v1.Event
+	14, // 16: sociocs.events.v1.CreateStreamTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 17: sociocs.events.v1.EventService.StreamEvents:input_type -> sociocs.events.v1.StreamEventsRequest
+	5,  // 18: sociocs.events.v1.EventService.ListEvents:input_type -> sociocs.events.v1.ListEventsRequest
+	7,  // 19: sociocs.events.v1.EventService.GetEvent:input_type -> sociocs.events.v1.GetEventRequest
+	9,  // 20: sociocs.events.v1.EventService.CreateStreamToken:input_type -> sociocs.events.v1.CreateStreamTokenRequest
+	2,  // 21: sociocs.events.v1.EventService.StreamEvents:output_type -> sociocs.events.v1.StreamEventsResponse
+	6,  // 22: sociocs.events.v1.EventService.ListEvents:output_type -> sociocs.events.v1.ListEventsResponse
+	8,  // 23: sociocs.events.v1.EventService.GetEvent:output_type -> sociocs.events.v1.GetEventResponse
+	10, // 24: sociocs.events.v1.EventService.CreateStreamToken:output_type -> sociocs.events.v1.CreateStreamTokenResponse
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_sociocs_events_v1_event_service_proto_init() }
@@ -880,7 +984,7 @@ func file_sociocs_events_v1_event_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sociocs_events_v1_event_service_proto_rawDesc), len(file_sociocs_events_v1_event_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

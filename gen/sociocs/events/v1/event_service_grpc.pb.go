@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventService_StreamEvents_FullMethodName = "/sociocs.events.v1.EventService/StreamEvents"
-	EventService_ListEvents_FullMethodName   = "/sociocs.events.v1.EventService/ListEvents"
-	EventService_GetEvent_FullMethodName     = "/sociocs.events.v1.EventService/GetEvent"
+	EventService_StreamEvents_FullMethodName      = "/sociocs.events.v1.EventService/StreamEvents"
+	EventService_ListEvents_FullMethodName        = "/sociocs.events.v1.EventService/ListEvents"
+	EventService_GetEvent_FullMethodName          = "/sociocs.events.v1.EventService/GetEvent"
+	EventService_CreateStreamToken_FullMethodName = "/sociocs.events.v1.EventService/CreateStreamToken"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -59,6 +60,16 @@ type EventServiceClient interface {
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// GetEvent returns one stored event by its sequence or its id.
 	GetEvent(ctx context.Context, in *GetEventRequest, opts ...grpc.CallOption) (*GetEventResponse, error)
+	// CreateStreamToken returns a short-lived token that stands for the
+	// caller's credential on a REST stream (`GET /v1/events:stream`) whose
+	// client cannot send an Authorization header, such as a browser's
+	// EventSource: pass it as the `access_token` query parameter. The token
+	// carries no rights of its own: the credential is checked again each time
+	// the token is used, so revoking the credential revokes its tokens. It
+	// expires after a few minutes; a stream opened with it lasts as long as
+	// the credential stays valid. A backend may mint tokens for the browsers it
+	// serves.
+	CreateStreamToken(ctx context.Context, in *CreateStreamTokenRequest, opts ...grpc.CallOption) (*CreateStreamTokenResponse, error)
 }
 
 type eventServiceClient struct {
@@ -108,6 +119,16 @@ func (c *eventServiceClient) GetEvent(ctx context.Context, in *GetEventRequest, 
 	return out, nil
 }
 
+func (c *eventServiceClient) CreateStreamToken(ctx context.Context, in *CreateStreamTokenRequest, opts ...grpc.CallOption) (*CreateStreamTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateStreamTokenResponse)
+	err := c.cc.Invoke(ctx, EventService_CreateStreamToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -143,6 +164,16 @@ type EventServiceServer interface {
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// GetEvent returns one stored event by its sequence or its id.
 	GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error)
+	// CreateStreamToken returns a short-lived token that stands for the
+	// caller's credential on a REST stream (`GET /v1/events:stream`) whose
+	// client cannot send an Authorization header, such as a browser's
+	// EventSource: pass it as the `access_token` query parameter. The token
+	// carries no rights of its own: the credential is checked again each time
+	// the token is used, so revoking the credential revokes its tokens. It
+	// expires after a few minutes; a stream opened with it lasts as long as
+	// the credential stays valid. A backend may mint tokens for the browsers it
+	// serves.
+	CreateStreamToken(context.Context, *CreateStreamTokenRequest) (*CreateStreamTokenResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -161,6 +192,9 @@ func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRe
 }
 func (UnimplementedEventServiceServer) GetEvent(context.Context, *GetEventRequest) (*GetEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEvent not implemented")
+}
+func (UnimplementedEventServiceServer) CreateStreamToken(context.Context, *CreateStreamTokenRequest) (*CreateStreamTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateStreamToken not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -230,6 +264,24 @@ func _EventService_GetEvent_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_CreateStreamToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateStreamTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).CreateStreamToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_CreateStreamToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).CreateStreamToken(ctx, req.(*CreateStreamTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +296,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEvent",
 			Handler:    _EventService_GetEvent_Handler,
+		},
+		{
+			MethodName: "CreateStreamToken",
+			Handler:    _EventService_CreateStreamToken_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

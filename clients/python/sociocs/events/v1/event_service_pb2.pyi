@@ -11,6 +11,18 @@ ORDER_NEWEST_FIRST: Order
 ORDER_OLDEST_FIRST: Order
 ORDER_UNSPECIFIED: Order
 
+class CreateStreamTokenRequest(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class CreateStreamTokenResponse(_message.Message):
+    __slots__ = ["expire_time", "token"]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    expire_time: _timestamp_pb2.Timestamp
+    token: str
+    def __init__(self, token: _Optional[str] = ..., expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class Gap(_message.Message):
     __slots__ = ["first_sequence", "reason", "requested_after_sequence"]
     FIRST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]

@@ -46,6 +46,11 @@ class EventServiceStub(object):
                 request_serializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.GetEventRequest.SerializeToString,
                 response_deserializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.GetEventResponse.FromString,
                 )
+        self.CreateStreamToken = channel.unary_unary(
+                '/sociocs.events.v1.EventService/CreateStreamToken',
+                request_serializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.CreateStreamTokenRequest.SerializeToString,
+                response_deserializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.CreateStreamTokenResponse.FromString,
+                )
 
 
 class EventServiceServicer(object):
@@ -96,6 +101,21 @@ class EventServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateStreamToken(self, request, context):
+        """CreateStreamToken returns a short-lived token that stands for the
+        caller's credential on a REST stream (`GET /v1/events:stream`) whose
+        client cannot send an Authorization header, such as a browser's
+        EventSource: pass it as the `access_token` query parameter. The token
+        carries no rights of its own: the credential is checked again each time
+        the token is used, so revoking the credential revokes its tokens. It
+        expires after a few minutes; a stream opened with it lasts as long as
+        the credential stays valid. A backend may mint tokens for the browsers it
+        serves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +133,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.GetEvent,
                     request_deserializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.GetEventRequest.FromString,
                     response_serializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.GetEventResponse.SerializeToString,
+            ),
+            'CreateStreamToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateStreamToken,
+                    request_deserializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.CreateStreamTokenRequest.FromString,
+                    response_serializer=sociocs_dot_events_dot_v1_dot_event__service__pb2.CreateStreamTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -189,5 +214,22 @@ class EventService(object):
         return grpc.experimental.unary_unary(request, target, '/sociocs.events.v1.EventService/GetEvent',
             sociocs_dot_events_dot_v1_dot_event__service__pb2.GetEventRequest.SerializeToString,
             sociocs_dot_events_dot_v1_dot_event__service__pb2.GetEventResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateStreamToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/sociocs.events.v1.EventService/CreateStreamToken',
+            sociocs_dot_events_dot_v1_dot_event__service__pb2.CreateStreamTokenRequest.SerializeToString,
+            sociocs_dot_events_dot_v1_dot_event__service__pb2.CreateStreamTokenResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sociocs/events/v1/event_service.proto.
  */
 export const file_sociocs_events_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVzb2Npb2NzL2V2ZW50cy92MS9ldmVudF9zZXJ2aWNlLnByb3RvEhFzb2Npb2NzLmV2ZW50cy52MSLOAgoTU3RyZWFtRXZlbnRzUmVxdWVzdBIUCgxjaGFubmVsX2tleXMYASADKAkSLgoJcHJvdmlkZXJzGAIgAygOMhsuc29jaW9jcy5ldmVudHMudjEuUHJvdmlkZXISKwoFdHlwZXMYAyADKA4yHC5zb2Npb2NzLmV2ZW50cy52MS5FdmVudFR5cGUSKwoIc3RhdHVzZXMYBCADKA4yGS5zb2Npb2NzLmV2ZW50cy52MS5TdGF0dXMSGwoOYWZ0ZXJfc2VxdWVuY2UYBSABKARIAIgBARINCgVlcG9jaBgGIAEoCRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1mcm9tX2VhcmxpZXN0GAggASgIEhEKCWFsbG93X2dhcBgJIAEoCEIRCg9fYWZ0ZXJfc2VxdWVuY2UisgEKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEikKBWV2ZW50GAEgASgLMhguc29jaW9jcy5ldmVudHMudjEuRXZlbnRIABIxCgloZWFydGJlYXQYAiABKAsyHC5zb2Npb2NzLmV2ZW50cy52MS5IZWFydGJlYXRIABIlCgNnYXAYAyABKAsyFi5zb2Npb2NzLmV2ZW50cy52MS5HYXBIABINCgVlcG9jaBgEIAEoCUIGCgRraW5kIlMKCUhlYXJ0YmVhdBIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbGFzdF9zZXF1ZW5jZRgCIAEoBCJPCgNHYXASDgoGcmVhc29uGAEgASgJEiAKGHJlcXVlc3RlZF9hZnRlcl9zZXF1ZW5jZRgCIAEoBBIWCg5maXJzdF9zZXF1ZW5jZRgDIAEoBCLhAgoRTGlzdEV2ZW50c1JlcXVlc3QSFAoMY2hhbm5lbF9rZXlzGAEgAygJEi4KCXByb3ZpZGVycxgCIAMoDjIbLnNvY2lvY3MuZXZlbnRzLnYxLlByb3ZpZGVyEisKBXR5cGVzGAMgAygOMhwuc29jaW9jcy5ldmVudHMudjEuRXZlbnRUeXBlEisKCHN0YXR1c2VzGAQgAygOMhkuc29jaW9jcy5ldmVudHMudjEuU3RhdHVzEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgVvcmRlchgHIAEoDjIYLnNvY2lvY3MuZXZlbnRzLnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgIIAEoBRISCgpwYWdlX3Rva2VuGAkgASgJImYKEkxpc3RFdmVudHNSZXNwb25zZRIoCgZldmVudHMYASADKAsyGC5zb2Npb2NzLmV2ZW50cy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDQoFZXBvY2gYAyABKAkiLwoPR2V0RXZlbnRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEgoKAmlkGAIgASgJIkoKEEdldEV2ZW50UmVzcG9uc2USJwoFZXZlbnQYASABKAsyGC5zb2Npb2NzLmV2ZW50cy52MS5FdmVudBINCgVlcG9jaBgCIAEoCSpOCgVPcmRlchIVChFPUkRFUl9VTlNQRUNJRklFRBAAEhYKEk9SREVSX09MREVTVF9GSVJTVBABEhYKEk9SREVSX05FV0VTVF9GSVJTVBACMqECCgxFdmVudFNlcnZpY2USYQoMU3RyZWFtRXZlbnRzEiYuc29jaW9jcy5ldmVudHMudjEuU3RyZWFtRXZlbnRzUmVxdWVzdBonLnNvY2lvY3MuZXZlbnRzLnYxLlN0cmVhbUV2ZW50c1Jlc3BvbnNlMAESWQoKTGlzdEV2ZW50cxIkLnNvY2lvY3MuZXZlbnRzLnYxLkxpc3RFdmVudHNSZXF1ZXN0GiUuc29jaW9jcy5ldmVudHMudjEuTGlzdEV2ZW50c1Jlc3BvbnNlElMKCEdldEV2ZW50EiIuc29jaW9jcy5ldmVudHMudjEuR2V0RXZlbnRSZXF1ZXN0GiMuc29jaW9jcy5ldmVudHMudjEuR2V0RXZlbnRSZXNwb25zZUI9WjtnaXRodWIuY29tL2V2ZW50c3ZjL2V2ZW50c3ZjL2dlbi9zb2Npb2NzL2V2ZW50cy92MTtldmVudHN2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_sociocs_events_v1_event]);
+  fileDesc("CiVzb2Npb2NzL2V2ZW50cy92MS9ldmVudF9zZXJ2aWNlLnByb3RvEhFzb2Npb2NzLmV2ZW50cy52MSLOAgoTU3RyZWFtRXZlbnRzUmVxdWVzdBIUCgxjaGFubmVsX2tleXMYASADKAkSLgoJcHJvdmlkZXJzGAIgAygOMhsuc29jaW9jcy5ldmVudHMudjEuUHJvdmlkZXISKwoFdHlwZXMYAyADKA4yHC5zb2Npb2NzLmV2ZW50cy52MS5FdmVudFR5cGUSKwoIc3RhdHVzZXMYBCADKA4yGS5zb2Npb2NzLmV2ZW50cy52MS5TdGF0dXMSGwoOYWZ0ZXJfc2VxdWVuY2UYBSABKARIAIgBARINCgVlcG9jaBgGIAEoCRIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1mcm9tX2VhcmxpZXN0GAggASgIEhEKCWFsbG93X2dhcBgJIAEoCEIRCg9fYWZ0ZXJfc2VxdWVuY2UisgEKFFN0cmVhbUV2ZW50c1Jlc3BvbnNlEikKBWV2ZW50GAEgASgLMhguc29jaW9jcy5ldmVudHMudjEuRXZlbnRIABIxCgloZWFydGJlYXQYAiABKAsyHC5zb2Npb2NzLmV2ZW50cy52MS5IZWFydGJlYXRIABIlCgNnYXAYAyABKAsyFi5zb2Npb2NzLmV2ZW50cy52MS5HYXBIABINCgVlcG9jaBgEIAEoCUIGCgRraW5kIlMKCUhlYXJ0YmVhdBIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbGFzdF9zZXF1ZW5jZRgCIAEoBCJPCgNHYXASDgoGcmVhc29uGAEgASgJEiAKGHJlcXVlc3RlZF9hZnRlcl9zZXF1ZW5jZRgCIAEoBBIWCg5maXJzdF9zZXF1ZW5jZRgDIAEoBCLhAgoRTGlzdEV2ZW50c1JlcXVlc3QSFAoMY2hhbm5lbF9rZXlzGAEgAygJEi4KCXByb3ZpZGVycxgCIAMoDjIbLnNvY2lvY3MuZXZlbnRzLnYxLlByb3ZpZGVyEisKBXR5cGVzGAMgAygOMhwuc29jaW9jcy5ldmVudHMudjEuRXZlbnRUeXBlEisKCHN0YXR1c2VzGAQgAygOMhkuc29jaW9jcy5ldmVudHMudjEuU3RhdHVzEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgVvcmRlchgHIAEoDjIYLnNvY2lvY3MuZXZlbnRzLnYxLk9yZGVyEhEKCXBhZ2Vfc2l6ZRgIIAEoBRISCgpwYWdlX3Rva2VuGAkgASgJImYKEkxpc3RFdmVudHNSZXNwb25zZRIoCgZldmVudHMYASADKAsyGC5zb2Npb2NzLmV2ZW50cy52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDQoFZXBvY2gYAyABKAkiLwoPR2V0RXZlbnRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEgoKAmlkGAIgASgJIkoKEEdldEV2ZW50UmVzcG9uc2USJwoFZXZlbnQYASABKAsyGC5zb2Npb2NzLmV2ZW50cy52MS5FdmVudBINCgVlcG9jaBgCIAEoCSIaChhDcmVhdGVTdHJlYW1Ub2tlblJlcXVlc3QiWwoZQ3JlYXRlU3RyZWFtVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9PTERFU1RfRklSU1QQARIWChJPUkRFUl9ORVdFU1RfRklSU1QQAjKRAwoMRXZlbnRTZXJ2aWNlEmEKDFN0cmVhbUV2ZW50cxImLnNvY2lvY3MuZXZlbnRzLnYxLlN0cmVhbUV2ZW50c1JlcXVlc3QaJy5zb2Npb2NzLmV2ZW50cy52MS5TdHJlYW1FdmVudHNSZXNwb25zZTABElkKCkxpc3RFdmVudHMSJC5zb2Npb2NzLmV2ZW50cy52MS5MaXN0RXZlbnRzUmVxdWVzdBolLnNvY2lvY3MuZXZlbnRzLnYxLkxpc3RFdmVudHNSZXNwb25zZRJTCghHZXRFdmVudBIiLnNvY2lvY3MuZXZlbnRzLnYxLkdldEV2ZW50UmVxdWVzdBojLnNvY2lvY3MuZXZlbnRzLnYxLkdldEV2ZW50UmVzcG9uc2USbgoRQ3JlYXRlU3RyZWFtVG9rZW4SKy5zb2Npb2NzLmV2ZW50cy52MS5DcmVhdGVTdHJlYW1Ub2tlblJlcXVlc3QaLC5zb2Npb2NzLmV2ZW50cy52MS5DcmVhdGVTdHJlYW1Ub2tlblJlc3BvbnNlQj1aO2dpdGh1Yi5jb20vZXZlbnRzdmMvZXZlbnRzdmMvZ2VuL3NvY2lvY3MvZXZlbnRzL3YxO2V2ZW50c3YxYgZwcm90bzM", [file_google_protobuf_timestamp, file_sociocs_events_v1_event]);
 
 /**
  * StreamEventsRequest selects the events to stream and where to start.
@@ -399,6 +399,50 @@ export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*
   messageDesc(file_sociocs_events_v1_event_service, 7);
 
 /**
+ * CreateStreamTokenRequest asks for a stream token for the caller's
+ * credential. It has no fields.
+ *
+ * @generated from message sociocs.events.v1.CreateStreamTokenRequest
+ */
+export type CreateStreamTokenRequest = Message<"sociocs.events.v1.CreateStreamTokenRequest"> & {
+};
+
+/**
+ * Describes the message sociocs.events.v1.CreateStreamTokenRequest.
+ * Use `create(CreateStreamTokenRequestSchema)` to create a new message.
+ */
+export const CreateStreamTokenRequestSchema: GenMessage<CreateStreamTokenRequest> = /*@__PURE__*/
+  messageDesc(file_sociocs_events_v1_event_service, 8);
+
+/**
+ * CreateStreamTokenResponse carries a stream token.
+ *
+ * @generated from message sociocs.events.v1.CreateStreamTokenResponse
+ */
+export type CreateStreamTokenResponse = Message<"sociocs.events.v1.CreateStreamTokenResponse"> & {
+  /**
+   * The token: an opaque string of URL-safe characters.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * When the token stops being accepted for new streams.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message sociocs.events.v1.CreateStreamTokenResponse.
+ * Use `create(CreateStreamTokenResponseSchema)` to create a new message.
+ */
+export const CreateStreamTokenResponseSchema: GenMessage<CreateStreamTokenResponse> = /*@__PURE__*/
+  messageDesc(file_sociocs_events_v1_event_service, 9);
+
+/**
  * Order is the order of a listing.
  *
  * @generated from enum sociocs.events.v1.Order
@@ -490,6 +534,24 @@ export const EventService: GenService<{
     methodKind: "unary";
     input: typeof GetEventRequestSchema;
     output: typeof GetEventResponseSchema;
+  },
+  /**
+   * CreateStreamToken returns a short-lived token that stands for the
+   * caller's credential on a REST stream (`GET /v1/events:stream`) whose
+   * client cannot send an Authorization header, such as a browser's
+   * EventSource: pass it as the `access_token` query parameter. The token
+   * carries no rights of its own: the credential is checked again each time
+   * the token is used, so revoking the credential revokes its tokens. It
+   * expires after a few minutes; a stream opened with it lasts as long as
+   * the credential stays valid. A backend may mint tokens for the browsers it
+   * serves.
+   *
+   * @generated from rpc sociocs.events.v1.EventService.CreateStreamToken
+   */
+  createStreamToken: {
+    methodKind: "unary";
+    input: typeof CreateStreamTokenRequestSchema;
+    output: typeof CreateStreamTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sociocs_events_v1_event_service, 0);

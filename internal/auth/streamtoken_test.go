@@ -1,0 +1,58 @@
+package auth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStreamTokens(t *testing.T) {
+	key := []byte("0123456789abcdef0123")
+	s, err := NewStreamTokens(key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	tok, expires := s.Mint("token:abc")
+	if want := now.Add(time.Minute); !expires.Equal(want) {
+		t.Fatalf("expires %v, want %v", expires, want)
+	}
+	if cred, err := s.Check(tok); err != nil || cred != "token:abc" {
+		t.Fatalf("Check = %q, %v", cred, err)
+	}
+	other, _ := NewStreamTokens([]byte("another key of 16+ bytes"), time.Minute)
+	other.now = s.now
+	// The payload of one token with the signature of another.
+	payload, _, _ := strings.Cut(strings.TrimPrefix(tok, "st1."), ".")
+	xyz, _ := s.Mint("token:xyz")
+	_, sig, _ := strings.Cut(strings.TrimPrefix(xyz, "st1."), ".")
+	tampered := "st1." + payload + "." + sig
+	tests := []struct{ name, token, want string }{
+		{"empty", "", "not a stream token"},
+		{"garbage", "st1.!!!.???", "not a stream token"},
+		{"tampered", tampered, "not issued by this service"},
+		{"too long", "st1." + strings.Repeat("A", 3000) + ".A", "not a stream token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := s.Check(tt.token); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check = %v, want ErrUnauthenticated containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := other.Check(tok); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a token checked under another key: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := s.Check(tok); !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("an expired token: %v", err)
+	}
+	if _, err := NewStreamTokens([]byte("short"), 0); err == nil {
+		t.Error("a 5-byte key was accepted")
+	}
+	if r, err := NewStreamTokens(nil, 0); err != nil || r.ttl != DefaultStreamTokenTTL {
+		t.Errorf("random key, default TTL: %v, %v", r, err)
+	}
+}

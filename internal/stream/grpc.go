@@ -1,0 +1,265 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	protocodec "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+)
+
+// StreamEvents implements EventService.StreamEvents over gRPC: Subscribe
+// with the gRPC stream as the sink. Serve it with ServerOptions, which make
+// a send that the client does not take cut short (see Interrupter).
+func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
+	sink := newGRPCSink(out, s.opts.WriteTimeout)
+	defer sink.close()
+	return s.Subscribe(out.Context(), req, sink)
+}
+
+// grpcSink sends a stream's messages with SendMsg.
+//
+// grpc-go's SendMsg blocks while the client's flow-control window is full
+// and has no deadline of its own; what unblocks it is the end of the
+// stream's context, which the transport watches. ServerOptions's tap handle
+// gives every StreamEvents call a context that the sink can cancel: the
+// watchdog does so when a send has made no progress for the write timeout,
+// and Service.Interrupt at the end of a shutdown's grace period. The message
+// being sent is then not queued to the transport, so the last message whose
+// SendMsg succeeded is exactly the last the client gets.
+//
+// A SendMsg that fails makes grpc-go end the stream at once with
+// CANCELLED, ahead of the handler's own status. So that the client still
+// learns why and where to resume, interrupt first sets, as trailer metadata,
+// the status details the handler would have sent, under CANCELLED (the one
+// code grpc-go then accepts with them). When the send completes regardless,
+// the handler's status replaces them.
+type grpcSink struct {
+	out     grpc.ServerStream
+	cancel  context.CancelFunc // nil without the tap handle: sends cannot be cut short
+	timeout time.Duration
+	// watchdog checks, every timeout while sends are in progress, that they
+	// progress; it is armed by the first send after it stopped, not for
+	// every send.
+	watchdog *time.Timer
+	watching atomic.Bool   // the watchdog is armed
+	busy     atomic.Bool   // a Send is in progress
+	progress atomic.Uint64 // messages sent, ever
+	seen     atomic.Uint64 // progress when the watchdog last looked
+
+	// Set by prepare, before the first send.
+	sub   *subscriber
+	epoch string
+	// sent is the cursor of the last message SendMsg took.
+	sent atomic.Uint64
+	// cut is set once the sink was interrupted: no SendMsg is attempted
+	// after, so the trailer's resume position stays exact.
+	cut     atomic.Bool
+	stalled atomic.Bool
+	once    sync.Once
+}
+
+func newGRPCSink(out grpc.ServerStream, timeout time.Duration) *grpcSink {
+	g := &grpcSink{out: out, timeout: timeout}
+	g.cancel, _ = out.Context().Value(cancelKey{}).(context.CancelFunc)
+	if g.cancel != nil {
+		g.watchdog = time.AfterFunc(timeout, g.check)
+		g.watchdog.Stop()
+	}
+	return g
+}
+
+// prepare tells the sink its stream and where it starts.
+func (g *grpcSink) prepare(sub *subscriber, c cursor) {
+	g.sub, g.epoch = sub, c.epoch
+	g.sent.Store(c.last)
+}
+
+func (g *grpcSink) Send(msgs []*Message) (int, error) {
+	g.busy.Store(true)
+	defer g.busy.Store(false)
+	g.watch()
+	for i, m := range msgs {
+		if g.cut.Load() {
+			return i, g.cutErr()
+		}
+		if err := g.out.SendMsg(g.wire(m)); err != nil {
+			if g.cut.Load() {
+				return i, g.cutErr()
+			}
+			return i, err
+		}
+		g.progress.Add(1)
+		if m.cursor > g.sent.Load() {
+			g.sent.Store(m.cursor)
+		}
+	}
+	return len(msgs), nil
+}
+
+// wire is what SendMsg is given for m: an event as a grpc.PreparedMsg,
+// framed once for every stream that sends it (see Message.prepared), or m
+// itself, which the codec sends as its prepared bytes.
+func (g *grpcSink) wire(m *Message) any {
+	if m.kind != KindEvent || !sharePrepared {
+		return m
+	}
+	if p := m.prepared.Load(); p != nil {
+		return p
+	}
+	p := new(grpc.PreparedMsg)
+	if err := p.Encode(g.out, m); err != nil {
+		return m
+	}
+	m.prepared.CompareAndSwap(nil, p)
+	return m.prepared.Load()
+}
+
+// sharePrepared: a PreparedMsg framed on one stream may be sent on another
+// only when neither compresses. No compressor is linked into this server
+// (grpc-go compresses a response as its request was compressed, and refuses
+// a request compressed with a codec it does not know); should one ever be,
+// events are framed per send as for any message.
+var sharePrepared = encoding.GetCompressor("gzip") == nil
+
+// watch arms the watchdog if it is not armed: one timer reset per idle
+// period, not per send.
+func (g *grpcSink) watch() {
+	if g.cancel == nil || !g.watching.CompareAndSwap(false, true) {
+		return
+	}
+	g.seen.Store(g.progress.Load())
+	g.watchdog.Reset(g.timeout)
+}
+
+// check runs every timeout while sends are in progress: a send that made no
+// progress since the last check (between one and two timeouts) is cut
+// short; otherwise it looks again later, or stops when no send is in
+// progress.
+func (g *grpcSink) check() {
+	if !g.busy.Load() {
+		g.watching.Store(false)
+		// A send that began meanwhile found the watchdog armed: arm it.
+		if g.busy.Load() && g.watching.CompareAndSwap(false, true) {
+			g.seen.Store(g.progress.Load())
+			g.watchdog.Reset(g.timeout)
+		}
+		return
+	}
+	if p := g.progress.Load(); p != g.seen.Load() {
+		g.seen.Store(p)
+		g.watchdog.Reset(g.timeout)
+		return
+	}
+	g.stall()
+}
+
+func (g *grpcSink) cutErr() error {
+	if g.stalled.Load() {
+		return ErrStalled
+	}
+	return errInterrupted
+}
+
+// errInterrupted is a send cut short by Service.Interrupt.
+var errInterrupted = errors.New("stream: send interrupted")
+
+// stall interrupts a send that made no progress for the write timeout.
+func (g *grpcSink) stall() {
+	e := g.sub.ended()
+	if e == nil {
+		e = stalled(g.timeout)
+	}
+	g.stalled.Store(true)
+	g.interrupt(e)
+}
+
+// interrupt cuts short the send in progress (and any later one), leaving
+// the client the status details of e with the resume position. It may be
+// called from any goroutine, more than once.
+func (g *grpcSink) interrupt(e *ending) {
+	if g.cancel == nil || !g.cut.CompareAndSwap(false, true) {
+		return
+	}
+	st := resumeStatus(codes.Canceled, e.reason, e.msg, g.sent.Load(), g.epoch)
+	if b, err := proto.Marshal(status.Convert(st).Proto()); err == nil {
+		g.out.SetTrailer(metadata.Pairs(statusDetailsTrailer, string(b)))
+	}
+	g.cancel()
+}
+
+// statusDetailsTrailer is where gRPC carries a status's details.
+const statusDetailsTrailer = "grpc-status-details-bin"
+
+func (g *grpcSink) close() {
+	g.once.Do(func() {
+		if g.watchdog != nil {
+			g.watchdog.Stop()
+		}
+	})
+}
+
+// cancelKey carries the cancel function of a StreamEvents call's context.
+type cancelKey struct{}
+
+// interruptibleStreams is the tap handle that gives each StreamEvents call a
+// context of its own to cancel. grpc-go makes the tap's context the
+// stream's, the one its flow control waits on.
+func interruptibleStreams(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != eventsv1.EventService_StreamEvents_FullMethodName {
+		return ctx, nil
+	}
+	// The transport cancels the parent when the stream ends; cancel is
+	// called early only to cut a send short.
+	ctx, cancel := context.WithCancel(ctx)
+	return context.WithValue(ctx, cancelKey{}, cancel), nil
+}
+
+// ServerOptions returns the options of a gRPC server that serves
+// EventService: the tap handle that lets a stream cut a stuck send short,
+// the codec that sends each event as the hub encoded it once for all its
+// subscribers, and per-connection settings that keep idle subscribers cheap.
+// Add the server's own (credentials, interceptors) to them.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InTapHandle(interruptibleStreams),
+		// Events are encoded once by the hub and sent as is to every
+		// subscriber.
+		grpc.ForceServerCodecV2(preparedCodec{encoding.GetCodecV2(protocodec.Name)}),
+		// Per-connection memory: an idle subscriber should cost little. The
+		// write buffer is returned to a pool between writes; the read buffer
+		// is small because clients send one request per stream.
+		grpc.SharedWriteBuffer(true),
+		grpc.ReadBufferSize(8 << 10),
+		grpc.WriteBufferSize(16 << 10),
+		// Detect dead clients; allow clients' own keepalive pings.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// preparedCodec sends a *Message as its protobuf bytes, encoded once;
+// everything else goes through the standard protobuf codec.
+type preparedCodec struct{ encoding.CodecV2 }
+
+func (c preparedCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*Message); ok {
+		// gRPC reads the slice and frees its buffers, which for a
+		// SliceBuffer does nothing; it neither changes nor keeps the slice.
+		return m.pb, nil
+	}
+	return c.CodecV2.Marshal(v)
+}

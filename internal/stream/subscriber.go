@@ -1,0 +1,224 @@
+package stream
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/record"
+)
+
+// subscriber is one stream's state: its filter, its bounded queue, and why it
+// must end. Three parties touch it: the hub's goroutine (live events, under
+// the hub's read lock), the stream's replay goroutine while it replays, and
+// the stream's writer, the one goroutine that sends (see deliver). Anyone may
+// end it.
+type subscriber struct {
+	filter filter.Filter
+	client Client
+	// after: the hub offers only events with a greater sequence. Written by
+	// register under the hub's write lock, read by dispatch under its read
+	// lock.
+	after uint64
+	// max is how many events may wait in the queue; one more ends the stream
+	// (a live subscriber that falls this far behind is evicted).
+	max int
+
+	mu     sync.Mutex // protects queue, queued and end
+	queue  []*Message
+	queued bool    // a message was ever queued (the live heartbeat is then not needed)
+	end    *ending // why the stream must end; nil while it may go on
+
+	// wake (capacity 1) tells the writer to look at the queue: it grew, or
+	// the stream must end.
+	wake chan struct{}
+	// room (capacity 1) tells a waiting replay that the writer took from the
+	// queue.
+	room chan struct{}
+	// done is closed when end is set.
+	done chan struct{}
+	// interrupt cuts short a send in progress, telling the client e (see
+	// grpcSink); nil when the sink cannot.
+	interrupt func(e *ending)
+
+	// live is set once the hub delivers to the subscriber; before, a replay
+	// feeds it.
+	live atomic.Bool
+	// scanned is how far the replay has read the log: every matching event
+	// up to it is queued.
+	scanned atomic.Uint64
+}
+
+func newSubscriber(f filter.Filter, c Client, max int) *subscriber {
+	return &subscriber{
+		filter: f, client: c, max: max,
+		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+}
+
+// ending is why a stream ends while its client is still there: the status
+// it gets, which names the position to resume from.
+type ending struct {
+	code   codes.Code
+	reason string // of the ErrorInfo detail
+	msg    string
+}
+
+// The ways the server ends a stream.
+var (
+	endShutdown = &ending{codes.Unavailable, "shutting_down", "the server is shutting down"}
+	endRevoked  = &ending{codes.Unauthenticated, "credential_revoked",
+		"the credential this stream was opened with is no longer valid"}
+	// endClosed marks a stream whose writer has returned for any other
+	// reason (the client left, the transport failed).
+	endClosed   = &ending{codes.Canceled, "closed", "the stream was closed"}
+	endNarrowed = &ending{codes.PermissionDenied, "rights_narrowed",
+		"this client's rights were narrowed; open the stream again to have them applied"}
+)
+
+// overflowed ends a subscriber that fell more than max events behind.
+func overflowed(max int) *ending {
+	return &ending{codes.ResourceExhausted, "slow_consumer",
+		"the stream fell more than " + strconv.Itoa(max) + " events behind the log and was ended"}
+}
+
+// stalled ends a subscriber whose client read nothing for timeout.
+func stalled(timeout time.Duration) *ending {
+	return &ending{codes.ResourceExhausted, "slow_consumer",
+		"the client read nothing for " + timeout.String() + " and the stream was ended"}
+}
+
+// stop ends the stream for e, unless it has ended already: what is queued is
+// dropped (the client resumes after what it was actually sent) and the
+// writer is woken. A send in progress is left to finish (or to time out), so
+// that a client that is reading gets the status. It reports whether it ended
+// the stream; it never blocks.
+func (s *subscriber) stop(e *ending) bool {
+	s.mu.Lock()
+	if s.end != nil {
+		s.mu.Unlock()
+		return false
+	}
+	s.end = e
+	clear(s.queue)
+	s.queue = nil
+	s.mu.Unlock()
+	close(s.done)
+	s.signal()
+	return true
+}
+
+// ended returns why the stream must end, or nil.
+func (s *subscriber) ended() *ending {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.end
+}
+
+// signal wakes the writer; it never blocks.
+func (s *subscriber) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// offer queues the live event rec if it matches, encoding it first if m is
+// nil, and returns the encoding for the next subscriber to reuse. A
+// subscriber whose queue is full is ended (evicted reports it). It never
+// blocks.
+func (s *subscriber) offer(rec *record.Record, m *Message, epoch string) (_ *Message, evicted bool) {
+	if rec.Sequence <= s.after || !s.filter.Match(&rec.Key) {
+		return m, false
+	}
+	if m == nil {
+		m = eventMessage(rec, epoch)
+	}
+	s.mu.Lock()
+	switch {
+	case s.end != nil:
+		s.mu.Unlock()
+		return m, false
+	case len(s.queue) >= s.max:
+		s.mu.Unlock()
+		return m, s.stop(overflowed(s.max))
+	}
+	s.queue = append(s.queue, m)
+	s.mu.Unlock()
+	s.signal()
+	return m, false
+}
+
+// push queues m (a replayed event, a gap or a heartbeat), which does not
+// count against max: what pushes waits for room instead (see waitRoom).
+func (s *subscriber) push(m *Message) {
+	s.mu.Lock()
+	if s.end == nil {
+		s.queue = append(s.queue, m)
+		s.queued = true
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// pushLive queues the heartbeat that tells a client whose stream has sent
+// nothing yet that it is live; the hub calls it as it registers the
+// subscriber, before it can queue any event.
+func (s *subscriber) pushLive(m *Message) {
+	s.mu.Lock()
+	if s.end == nil && !s.queued {
+		s.queue = slices.Insert(s.queue, 0, m)
+		s.queued = true
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// waitRoom blocks while the queue holds limit messages or more; it reports
+// false when the stream has ended meanwhile.
+func (s *subscriber) waitRoom(limit int) bool {
+	for {
+		s.mu.Lock()
+		n, end := len(s.queue), s.end
+		s.mu.Unlock()
+		switch {
+		case end != nil:
+			return false
+		case n < limit:
+			return true
+		}
+		select {
+		case <-s.room:
+		case <-s.done:
+			return false
+		}
+	}
+}
+
+// pending is how many messages wait in the queue.
+func (s *subscriber) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// take moves the queued messages into buf, which it returns (reused).
+func (s *subscriber) take(buf []*Message) []*Message {
+	s.mu.Lock()
+	buf = append(buf[:0], s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	s.mu.Unlock()
+	if len(buf) > 0 {
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+	}
+	return buf
+}
