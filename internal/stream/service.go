@@ -404,7 +404,7 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 	defer func() { s.obs.StreamEnded(client.Name, status.Code(err)) }()
 
 	var replay sync.WaitGroup
-	rctx, stopReplay := context.WithCancel(ctx)
+	stopReplay := func() {}
 	defer func() {
 		// In this order: a replay waiting for room in the queue sees the
 		// stream end; a replay that joined the hub is over before the
@@ -421,7 +421,7 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		if st.gap != nil {
 			sub.push(gapMessage(st.gap, c.epoch))
 		}
-		replay.Go(func() { s.replay(rctx, sub, c.last, c.epoch) })
+		stopReplay = s.startReplay(ctx, &replay, sub, c)
 	}
 	return s.deliver(ctx, sub, sink, &c)
 }
@@ -538,6 +538,14 @@ func (s *Service) sendFailed(sub *subscriber, err error, c *cursor) error {
 // ended returns the status of a stream that the server ended for e.
 func (s *Service) ended(sub *subscriber, e *ending, c *cursor) error {
 	return resumeStatus(e.code, e.reason, e.msg, c.last, c.epoch)
+}
+
+// startReplay starts sub's replay after c on a goroutine of wg, and returns
+// what stops it.
+func (s *Service) startReplay(ctx context.Context, wg *sync.WaitGroup, sub *subscriber, c cursor) context.CancelFunc {
+	ctx, cancel := context.WithCancel(ctx)
+	wg.Go(func() { s.replay(ctx, sub, c.last, c.epoch) })
+	return cancel
 }
 
 // replayQueue is how many replayed messages may wait in a stream's queue:
