@@ -54,7 +54,9 @@ func BenchmarkFanout(b *testing.B) {
 		{transport: "grpc", subs: 1000, channels: 1, rate: 200, perConn: 1},
 		{transport: "grpc", subs: 1000, channels: 100, rate: 2000, perConn: 10},
 		{transport: "grpc", subs: 1000, channels: 1, rate: 200, perConn: 10},
+		{transport: "grpc", subs: 1000, channels: 100, rate: 1000, perConn: 1},
 		{transport: "rest", subs: 1000, channels: 100, rate: 1000, perConn: 1},
+		{transport: "rest", subs: 1000, channels: 100, rate: 2000, perConn: 1},
 		{transport: "rest", subs: 1000, channels: 1, rate: 200, perConn: 1},
 		// No subscribers: what storing the events costs alone, to be taken
 		// from the figures above for the cost of deliveries.
