@@ -64,6 +64,9 @@ func BenchmarkFanout(b *testing.B) {
 		{transport: "none", subs: 0, channels: 100, rate: 1000},
 		{transport: "none", subs: 0, channels: 1, rate: 200},
 	} {
+		if r, err := strconv.Atoi(os.Getenv("FANOUT_RATE")); err == nil && r > 0 {
+			bc.rate = r // to look for the highest rate a workload holds
+		}
 		b.Run(fmt.Sprintf("%s/subs=%d/channels=%d/rate=%d/per-conn=%d", bc.transport, bc.subs, bc.channels, bc.rate, bc.perConn), func(b *testing.B) {
 			benchFanout(b, bc)
 		})
