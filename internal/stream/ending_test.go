@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -180,28 +179,15 @@ func TestShutdownEndsStreamsThatDoNotRead(t *testing.T) {
 // metadata key, as authentication would set it.
 func asClient(t *testing.T, svc *stream.Service, clients map[string]stream.Client) eventsv1.EventServiceClient {
 	t.Helper()
-	srv := grpc.NewServer(append(stream.ServerOptions(),
-		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			md, _ := metadata.FromIncomingContext(ss.Context())
-			c, ok := clients[first(md.Get("client"))]
-			if !ok {
-				return status.Error(codes.Unauthenticated, "no such client")
-			}
-			return handler(srv, &withContext{ss, stream.WithClient(ss.Context(), c)})
-		}))...)
-	eventsv1.RegisterEventServiceServer(srv, svc)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return eventsv1.NewEventServiceClient(conn)
+	client, _ := serve(t, svc, grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		c, ok := clients[first(md.Get("client"))]
+		if !ok {
+			return status.Error(codes.Unauthenticated, "no such client")
+		}
+		return handler(srv, &withContext{ss, stream.WithClient(ss.Context(), c)})
+	}))
+	return client
 }
 
 func first(s []string) string {

@@ -61,11 +61,11 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 	return &harness{log: l, svc: svc, client: client, addr: addr, stopHub: stop}
 }
 
-// serve runs svc on a gRPC server with the app's options, on a free port,
-// and returns a client of it and its address.
-func serve(t testing.TB, svc *stream.Service) (eventsv1.EventServiceClient, string) {
+// serve runs svc on a gRPC server with the app's options (and extra), on a
+// free port, and returns a client of it and its address.
+func serve(t testing.TB, svc *stream.Service, extra ...grpc.ServerOption) (eventsv1.EventServiceClient, string) {
 	t.Helper()
-	srv := grpc.NewServer(stream.ServerOptions()...)
+	srv := grpc.NewServer(append(stream.ServerOptions(), extra...)...)
 	eventsv1.RegisterEventServiceServer(srv, svc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
