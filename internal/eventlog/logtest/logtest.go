@@ -19,13 +19,19 @@ import (
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/filter"
 	"github.com/eventsvc/eventsvc/internal/record"
-	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
 // Log is a backend's log as the suite uses it: what the stream service
-// reads (stream.Source), and Publish.
+// reads (the methods of stream.Source, repeated here so that the log's
+// packages do not import the stream's) and Publish.
 type Log interface {
-	stream.Source
+	Epoch() string
+	Bounds(ctx context.Context) (first, last uint64, err error)
+	Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error
+	Tail(ctx context.Context, after uint64, fn func(*record.Record)) error
+	SequenceAt(ctx context.Context, t time.Time) (uint64, error)
+	Get(ctx context.Context, seq uint64) (*record.Record, error)
+	GetByID(ctx context.Context, id string) (*record.Record, error)
 	// Publish stores ev (ev.Id is the dedupe id) and returns its sequence,
 	// and whether it was a duplicate of an event already stored.
 	Publish(ctx context.Context, ev *eventsv1.Event) (seq uint64, duplicate bool, err error)
