@@ -91,3 +91,45 @@ func TestRESTWrongMethod(t *testing.T) {
 		t.Fatalf("DELETE /v1/nothing: %d %s, want 404", resp.StatusCode, b)
 	}
 }
+
+// TestRESTParametersAreChecked: a query parameter the route does not take
+// is 400 naming it (a misspelt filter would otherwise be ignored and widen
+// what is returned), and so is a value of the wrong kind, in words a client
+// can act on rather than a parser's.
+func TestRESTParametersAreChecked(t *testing.T) {
+	s := start(t, testConfig(t))
+	tests := []struct{ path, want string }{
+		{"/v1/events:stream?channel_key=twlo_1", `unknown query parameter "channel_key" for GET /v1/events:stream: did you mean "channel_keys"?`},
+		{"/v1/events?from_earliest=true", `unknown query parameter "from_earliest" for GET /v1/events: it takes channel_keys, end_time, order`},
+		{"/v1/events:stream?after_sequence=-1", `query parameter "after_sequence": "-1" is not an unsigned integer`},
+		{"/v1/events?page_size=ten", `query parameter "page_size": "ten" is not a 32-bit integer`},
+		{"/v1/events?start_time=yesterday", `query parameter "start_time": "yesterday" is not an RFC 3339 time`},
+		{"/v1/events:stream?from_earliest=yes", `query parameter "from_earliest": "yes" is not true or false`},
+		{"/v1/events?providers=sms", `query parameter "providers": "sms" is not one of PROVIDER_UNSPECIFIED, PROVIDER_TWILIO_SMS`},
+		{"/v1/events?order=ORDER_NEWEST_FIRST&order=ORDER_OLDEST_FIRST", `query parameter "order" is given 2 times: it takes one value`},
+		{"/v1/events/abc", `path parameter "sequence": "abc" is not an unsigned integer`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			resp, st, b := s.do(t, http.MethodGet, tt.path)
+			if resp.StatusCode != http.StatusBadRequest || st.Code != 3 || !strings.Contains(st.Message, tt.want) {
+				t.Fatalf("GET %s: %d %s, want 400 INVALID_ARGUMENT containing %q", tt.path, resp.StatusCode, b, tt.want)
+			}
+		})
+	}
+	// What the routes take passes: enum names or numbers, repeated filters,
+	// and the stream's own access_token and last_event_id.
+	for _, path := range []string{
+		"/v1/events?providers=PROVIDER_TWILIO_SMS&providers=2&channel_keys=a&channel_keys=b&order=ORDER_NEWEST_FIRST&page_size=5",
+		"/v1/events?start_time=2026-11-30T10:00:00.5%2B01:00",
+	} {
+		if resp, _, b := s.do(t, http.MethodGet, path); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+	ctx := ctxT(t)
+	resp, _ := rawStream(t, ctx, s.base+"/v1/events:stream?access_token=&last_event_id=", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the stream's own parameters: %d", resp.StatusCode)
+	}
+}

@@ -22,11 +22,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/gateway"
 )
 
 // grpcGateway serves the REST API as grpc-gateway alone would, forwarding
 // every call (streams included) to the app's gRPC port with the marshaler
-// the app's gateway uses: the reference the app's own stream handler must
+// the app's gateway uses, behind the same check of parameters that stands
+// in front of the whole API: the reference the app's own stream handler must
 // match byte for byte.
 func grpcGateway(t *testing.T, s *server) string {
 	t.Helper()
@@ -39,7 +41,7 @@ func grpcGateway(t *testing.T, s *server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(gateway.CheckParameters(mux))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

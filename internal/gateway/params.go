@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
@@ -14,12 +17,16 @@ import (
 // Prefix is the path under which the REST API is served.
 const Prefix = "/v1/"
 
-// CheckParameters answers a request under Prefix whose path or query holds
-// a parameter that is not valid UTF-8 (after percent-decoding) with 400 and
-// a google.rpc.Status body, code INVALID_ARGUMENT, naming the parameter; it
-// passes every other request to next. Such a parameter would otherwise reach
-// a protobuf string field, which must be UTF-8, and fail as an internal
-// error (500). Parameters that do not decode at all are left to the
+// CheckParameters answers a request under Prefix whose parameters are not
+// what the API takes with 400 and a google.rpc.Status body, code
+// INVALID_ARGUMENT, naming the parameter and saying what is wrong: a
+// parameter that is not valid UTF-8 (after percent-decoding), which would
+// otherwise reach a protobuf string field and fail as an internal error; a
+// query parameter the route does not take (a misspelt filter would
+// otherwise be ignored and widen what is returned); a value of the wrong
+// kind (an unsigned integer, an RFC 3339 time, a boolean, one of an enum's
+// names); a single-valued parameter given twice. It passes every other
+// request to next; parameters that do not decode at all are left to the
 // handlers behind, which answer 400 themselves.
 //
 // It stands in front of everything under Prefix, the gateway and any other
@@ -27,13 +34,125 @@ const Prefix = "/v1/"
 func CheckParameters(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, Prefix) {
-			if msg := invalidParameter(r.URL); msg != "" {
+			msg := invalidParameter(r.URL)
+			if msg == "" {
+				msg = unknownParameter(r)
+			}
+			if msg != "" {
 				writeStatus(w, http.StatusBadRequest, status.New(codes.InvalidArgument, msg))
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// streamOnlyParams are the query parameters of the stream route that are not
+// fields of its request (see streamHandler).
+var streamOnlyParams = []string{"access_token", "last_event_id"}
+
+// unknownParameter describes the first parameter of r that its route does
+// not take, or whose value is not of the parameter's kind, or returns "".
+// A request that matches no route is left to the handlers (404, 405).
+func unknownParameter(r *http.Request) string {
+	segments := pathSegments(r.URL)
+	rt, ok := routeOf(r.Method, segments)
+	if !ok {
+		return ""
+	}
+	params := rt.params[r.Method]
+	for i, seg := range rt.segments {
+		if p, ok := params[strings.Trim(seg, "{}")]; ok && isParam(seg) {
+			if msg := checkValue("path parameter", p, segments[i]); msg != "" {
+				return msg
+			}
+		}
+	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return "" // malformed: the handler's own parsing answers 400
+	}
+	where := r.Method + " " + r.URL.Path
+	for _, name := range sortedKeys(query) {
+		p, known := params[name]
+		if !known || p.In != "query" {
+			if "/"+strings.Join(rt.segments, "/") == streamPath && slices.Contains(streamOnlyParams, name) {
+				continue
+			}
+			return unknown(name, where, params)
+		}
+		values := query[name]
+		if len(values) > 1 && !p.Repeated {
+			return fmt.Sprintf("query parameter %q is given %d times: it takes one value", name, len(values))
+		}
+		for _, v := range values {
+			if msg := checkValue("query parameter", p, v); msg != "" {
+				return msg
+			}
+		}
+	}
+	return ""
+}
+
+// unknown says that name is not a query parameter of the route, and which
+// are.
+func unknown(name, where string, params map[string]param) string {
+	var names []string
+	for n, p := range params {
+		if p.In == "query" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	msg := fmt.Sprintf("unknown query parameter %q for %s", name, where)
+	for _, n := range names {
+		if n == name+"s" || n+"s" == name {
+			return msg + fmt.Sprintf(": did you mean %q?", n)
+		}
+	}
+	if len(names) == 0 {
+		return msg + ": it takes none"
+	}
+	return msg + ": it takes " + strings.Join(names, ", ")
+}
+
+// checkValue says what is wrong with v as a value of p, or returns "".
+func checkValue(what string, p param, v string) string {
+	bad := func(want string) string {
+		return fmt.Sprintf("%s %q: %q is not %s", what, p.Name, truncate(v, 64), want)
+	}
+	switch {
+	case p.Format == "uint64":
+		if _, err := strconv.ParseUint(v, 10, 64); err != nil {
+			return bad("an unsigned integer")
+		}
+	case p.Format == "int32":
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return bad("a 32-bit integer")
+		}
+	case p.Format == "date-time":
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			return bad("an RFC 3339 time such as 2026-11-30T10:00:00Z")
+		}
+	case p.Type == "boolean":
+		if _, err := strconv.ParseBool(v); err != nil {
+			return bad("true or false")
+		}
+	case len(p.Enum) > 0:
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil && !slices.Contains(p.Enum, v) {
+			return bad("one of " + strings.Join(p.Enum, ", "))
+		}
+	}
+	return ""
+}
+
+func sortedKeys(q url.Values) []string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // invalidParameter describes the first parameter of u that is not UTF-8, or

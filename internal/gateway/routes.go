@@ -10,28 +10,59 @@ import (
 	"github.com/eventsvc/eventsvc"
 )
 
-// route is one REST path of the API and the methods it is served for, as
-// the OpenAPI document lists them. That document is generated from the same
-// HTTP mapping as the gateway's handlers, so the two cannot disagree.
+// route is one REST path of the API, the methods it is served for and
+// their parameters, as the OpenAPI document lists them. That document is
+// generated from the same HTTP mapping as the gateway's handlers, so the two
+// cannot disagree.
 type route struct {
 	segments []string // "{name}" for a path parameter
 	methods  []string // upper case, sorted
+	// params are the parameters of each method, by name (path and query).
+	params map[string]map[string]param
+}
+
+// param is one parameter as the OpenAPI document describes it.
+type param struct {
+	In       string   `json:"in"`     // "path", "query", "body"
+	Type     string   `json:"type"`   // "string", "integer", "boolean", "array"
+	Format   string   `json:"format"` // "uint64", "int32", "date-time"
+	Enum     []string `json:"enum"`
+	Name     string   `json:"name"`
+	Repeated bool     `json:"-"` // an array: the parameter may be given several times
 }
 
 // routes is parsed once from the embedded OpenAPI document.
 var routes = sync.OnceValue(func() []route {
+	type item struct {
+		Enum []string `json:"enum"`
+	}
+	type docParam struct {
+		param
+		Items item `json:"items"`
+	}
 	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
+		Paths map[string]map[string]struct {
+			Parameters []docParam `json:"parameters"`
+		} `json:"paths"`
 	}
 	if err := json.Unmarshal(eventsvc.OpenAPIv2, &doc); err != nil {
 		panic("gateway: the embedded OpenAPI document does not parse: " + err.Error())
 	}
 	var out []route
 	for path, ops := range doc.Paths {
-		r := route{segments: strings.Split(strings.TrimPrefix(path, "/"), "/")}
-		for m := range ops {
-			if m := strings.ToUpper(m); slices.Contains([]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}, m) {
-				r.methods = append(r.methods, m)
+		r := route{segments: strings.Split(strings.TrimPrefix(path, "/"), "/"), params: map[string]map[string]param{}}
+		for m, op := range ops {
+			m = strings.ToUpper(m)
+			if !slices.Contains([]string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}, m) {
+				continue
+			}
+			r.methods = append(r.methods, m)
+			r.params[m] = map[string]param{}
+			for _, p := range op.Parameters {
+				if p.Type == "array" {
+					p.Repeated, p.Enum = true, p.Items.Enum
+				}
+				r.params[m][p.Name] = p.param
 			}
 		}
 		slices.Sort(r.methods)
@@ -39,6 +70,16 @@ var routes = sync.OnceValue(func() []route {
 	}
 	return out
 })
+
+// routeOf returns the route of the unescaped segments that serves method.
+func routeOf(method string, segments []string) (route, bool) {
+	for _, r := range routes() {
+		if r.match(segments) && slices.Contains(r.methods, method) {
+			return r, true
+		}
+	}
+	return route{}, false
+}
 
 // match reports whether segments (unescaped) fit the route's template.
 func (r route) match(segments []string) bool {

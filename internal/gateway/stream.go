@@ -10,10 +10,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -103,11 +103,15 @@ func (h *streamHandler) serve(w http.ResponseWriter, r *http.Request, _ map[stri
 	if sse {
 		sink.format, sink.contentType = sseFormat, sseType
 	}
-	ctx, err := h.authenticate(ctx, r, token)
+	actx, err := h.authenticate(ctx, r, token)
 	if err == nil {
-		err = h.streams.Subscribe(ctx, req, sink)
+		err = h.streams.Subscribe(actx, req, sink)
 	}
 	if !sink.started {
+		if sse && transient(status.Code(err)) {
+			sink.refuse(err)
+			return
+		}
 		refuse(w, err)
 		return
 	}
@@ -118,6 +122,30 @@ func (h *streamHandler) serve(w http.ResponseWriter, r *http.Request, _ map[stri
 		w.Write(b)
 		sink.rc.Flush()
 	}
+}
+
+// transient reports whether a stream refused with code may be opened again
+// as it was, soon (a server shutting down, a limit on streams).
+func transient(code codes.Code) bool {
+	return code == codes.Unavailable || code == codes.ResourceExhausted
+}
+
+// refuse answers a Server-Sent Events request that the service refused for
+// a while as a stream that ends at once with its error event: EventSource
+// retries that (after retry:), whereas any answer but 200 text/event-stream
+// makes it give up for good. The event's id is the request's own cursor,
+// when it resumed, so that the retry resumes there too.
+func (s *httpSink) refuse(err error) {
+	b, merr := s.encodeError(err)
+	if merr != nil {
+		refuse(s.w, err)
+		return
+	}
+	if _, err := s.Send(nil); err != nil {
+		return
+	}
+	s.w.Write(b)
+	s.rc.Flush()
 }
 
 // refuse answers a stream that the service refused before it started as
@@ -182,35 +210,63 @@ func (s *httpSink) Send(msgs []*stream.Message) (int, error) {
 			s.buf = fmt.Appendf(s.buf[:0], "retry: %d\n\n", sseRetry)
 		}
 	}
-	// Batched into one buffer so that a batch is one write: bytes.Buffer's
-	// growth is amortised across the stream's life.
+	// Small messages are gathered so that a batch is one write; a large one
+	// is written from its shared encoding rather than copied, so that what a
+	// stream holds of its own stays within maxBatch whatever it sends.
 	for _, m := range msgs {
 		b, err := m.Encode(s.format)
 		if err != nil {
 			return 0, err
 		}
+		if len(s.buf)+len(b) > maxBatch {
+			if err := s.write(s.buf); err != nil {
+				return 0, err
+			}
+			s.buf = s.buf[:0]
+		}
+		if len(b) > maxBatch {
+			if err := s.write(b); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		s.buf = append(s.buf, b...)
 	}
-	if _, err := s.w.Write(s.buf); err != nil {
-		return 0, writeErr(err)
+	if err := s.write(s.buf); err != nil {
+		return 0, err
 	}
-	if cap(s.buf) > maxKeptBuffer {
-		s.buf = nil // a batch of large events: do not keep its buffer for an idle stream
-	} else {
-		s.buf = s.buf[:0]
-	}
+	s.buf = s.buf[:0]
 	if err := s.rc.Flush(); err != nil {
 		return 0, writeErr(err)
 	}
 	return len(msgs), nil
 }
 
-// maxKeptBuffer bounds the batch buffer a stream keeps between batches.
-const maxKeptBuffer = 64 << 10
+func (s *httpSink) write(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := s.w.Write(b)
+	return writeErr(err)
+}
+
+// Interrupt cuts short a write in progress: a shutdown whose grace period is
+// over does not wait for a client that does not read (the write would
+// otherwise last until its deadline). What was being written is lost with
+// the connection; the client resumes after the last event it received.
+func (s *httpSink) Interrupt() {
+	s.rc.SetWriteDeadline(time.Now())
+}
+
+// maxBatch bounds the bytes a stream gathers for one write.
+const maxBatch = 64 << 10
 
 // writeErr tells a client that stopped reading (the write deadline passed)
 // from other failures.
 func writeErr(err error) error {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("%w: %w", stream.ErrStalled, err)
 	}
@@ -306,7 +362,7 @@ func sseError(st *status.Status) ([]byte, error) {
 	fields["status"] = str(st.Code().String())
 	fields["http_status"] = json.RawMessage(strconv.Itoa(runtime.HTTPStatusFromCode(st.Code())))
 	id := ""
-	if after, epoch, ok := resumeCursor(st); ok {
+	if after, epoch, ok := stream.ResumeCursor(st.Err()); ok {
 		fields["resume_after_sequence"] = str(strconv.FormatUint(after, 10))
 		fields["epoch"] = str(epoch)
 		id = eventID(after, epoch)
@@ -316,18 +372,6 @@ func sseError(st *status.Status) ([]byte, error) {
 		return nil, err
 	}
 	return appendSSE(nil, id, "error", data), nil
-}
-
-func resumeCursor(st *status.Status) (uint64, string, bool) {
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == stream.ErrorDomain {
-			n, err := strconv.ParseUint(info.GetMetadata()[stream.MetaResumeAfter], 10, 64)
-			if err == nil {
-				return n, info.GetMetadata()[stream.MetaEpoch], true
-			}
-		}
-	}
-	return 0, "", false
 }
 
 // eventID is a Server-Sent Event id: the resume cursor.

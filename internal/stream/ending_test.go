@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -273,4 +274,35 @@ func TestRevalidateEndsStreamsOfRevokedAndNarrowedClients(t *testing.T) {
 			t.Fatalf("%s: next event %d, want 3", name, got[0])
 		}
 	}
+}
+
+// TestShutdownCutsRESTStreamsThatDoNotRead: a REST stream whose client
+// stopped reading, blocked in a write when the shutdown ends it, is cut by
+// Interrupt rather than left to its write deadline (the harness's HTTP
+// server has none: without Interrupt it would never end).
+func TestShutdownCutsRESTStreamsThatDoNotRead(t *testing.T) {
+	h := newHarness(t, stream.Options{BufferSize: 10000}, eventlog.Config{})
+	big := msgA
+	big.size = 64 << 10
+	h.publish(t, repeat(big, 300)...) // far more than the sockets' buffers
+	base := h.serveREST(t)
+	req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, base+"/v1/events:stream?from_earliest=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // never read
+	waitFor(t, "the REST stream's write to block", func() bool {
+		return goroutinesIn("internal/poll.(*FD).Write") > 0 && h.svc.Streams() == 1
+	})
+	h.stopHub()
+	h.svc.Interrupt()
+	waitFor(t, "every stream to end", func() bool {
+		select {
+		case <-h.svc.Drained():
+			return true
+		default:
+			return false
+		}
+	})
 }

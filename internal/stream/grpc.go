@@ -45,8 +45,11 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 // CANCELLED, ahead of the handler's own status. So that the client still
 // learns why and where to resume, interrupt first sets, as trailer metadata,
 // the status details the handler would have sent, under CANCELLED (the one
-// code grpc-go then accepts with them). When the send completes regardless,
-// the handler's status replaces them.
+// code grpc-go then accepts with them). A send that completes as the cut
+// comes (grpc-go may still take it) ends Send at once: no SendMsg follows a
+// cut, and the handler's own status, exact and with details, replaces the
+// trailer's. Who cuts ends the stream first (stall, or the shutdown before
+// Interrupt), so that the handler always has such a status to return.
 type grpcSink struct {
 	out     grpc.ServerStream
 	cancel  context.CancelFunc // nil without the tap handle: sends cannot be cut short
@@ -105,6 +108,13 @@ func (g *grpcSink) Send(msgs []*Message) (int, error) {
 		g.progress.Add(1)
 		if m.cursor > g.sent.Load() {
 			g.sent.Store(m.cursor)
+		}
+		// A cut that came while this send completed (grpc-go may take a
+		// message even as its context ends) read sent before it moved: the
+		// trailer may be one behind. Stop here, so that the handler returns
+		// the stream's status, exact and with details, which replaces it.
+		if g.cut.Load() {
+			return i + 1, g.cutErr()
 		}
 	}
 	return len(msgs), nil
@@ -179,12 +189,11 @@ var errInterrupted = errors.New("stream: send interrupted")
 
 // stall interrupts a send that made no progress for the write timeout.
 func (g *grpcSink) stall() {
-	e := g.sub.ended()
-	if e == nil {
-		e = stalled(g.timeout)
-	}
+	// The stream ends first, so that however the send turns out, the
+	// handler returns a status with the exact position.
+	g.sub.stop(stalled(g.timeout))
 	g.stalled.Store(true)
-	g.interrupt(e)
+	g.interrupt(g.sub.ended())
 }
 
 // interrupt cuts short the send in progress (and any later one), leaving

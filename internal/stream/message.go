@@ -26,7 +26,7 @@ type Message struct {
 	kind   Kind
 	cursor uint64
 	// stored is when the log stored the event (zero for other kinds): the
-	// start of the wait that Observer.EventDelivered reports.
+	// start of the wait that Observer.DeliveryWait reports.
 	stored time.Time
 	// pb is the protobuf encoding as the one buffer the gRPC codec hands to
 	// the transport, built once rather than for every send.

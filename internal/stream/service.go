@@ -69,9 +69,11 @@ type Options struct {
 	// Default 15 s.
 	Heartbeat time.Duration
 	// WriteTimeout bounds each gRPC send: a stream whose client reads
-	// nothing for this long is ended with RESOURCE_EXHAUSTED and its resume
-	// position. Default 10 s. (HTTP streams are bounded by the HTTP server's
-	// write deadlines.)
+	// nothing for this long is cut (its send cannot complete, so grpc-go
+	// ends it with CANCELLED, which carries the reason and the resume
+	// position as details; metrics count it as RESOURCE_EXHAUSTED, evicted).
+	// Default 10 s. (HTTP streams are bounded by the HTTP server's write
+	// deadlines.)
 	WriteTimeout time.Duration
 	// DefaultPageSize is the ListEvents page size of a request that gives
 	// none. Default DefaultPageSize (100); at most MaxPageSize.
@@ -211,10 +213,11 @@ type Service struct {
 	log  *slog.Logger
 	obs  Observer
 
-	// mu protects the fields below: the open streams, their counts, and
-	// whether the service has stopped.
+	// mu protects the fields below: the open streams, their counts,
+	// whether the service has stopped, and the last Revalidate's lookup.
 	mu        sync.Mutex
 	subs      map[*subscriber]struct{}
+	lookup    func(credential string) (*filter.Scope, bool)
 	streams   int // streams counted against the limits, not yet released
 	perClient map[string]int
 	stopped   bool
@@ -272,11 +275,12 @@ func (s *Service) closeDrained() {
 	}
 }
 
-// Interrupt cuts short the sends in progress of streams that the server has
-// ended (see Run) but whose clients do not read: each such stream ends at
-// once, and its client, should it read again, finds after what it had
-// buffered a CANCELLED status that says why and names the resume position.
-// A shutdown calls it once a grace period for slow readers has passed.
+// Interrupt ends every stream for the shutdown (as Run does when its context
+// ends) and cuts short the sends in progress of those whose clients do not
+// read: each such stream ends at once. A gRPC client, should it read again, finds after what it had
+// buffered a CANCELLED status that says why and names the resume position;
+// an HTTP client's connection is cut (see Interrupter). A shutdown calls it
+// once a grace period for slow readers has passed.
 func (s *Service) Interrupt() {
 	s.mu.Lock()
 	subs := make([]*subscriber, 0, len(s.subs))
@@ -285,8 +289,11 @@ func (s *Service) Interrupt() {
 	}
 	s.mu.Unlock()
 	for _, sub := range subs {
-		if e := sub.ended(); e != nil && sub.interrupt != nil {
-			sub.interrupt(e)
+		// Run ends every stream as it returns; one it has not reached yet
+		// ends here, so that the order of the two does not matter.
+		sub.stop(endShutdown)
+		if sub.interrupt != nil {
+			sub.interrupt(sub.ended())
 		}
 	}
 }
@@ -314,6 +321,8 @@ func (s *Service) Streams() int {
 // go on. It returns how many streams it ended.
 func (s *Service) Revalidate(lookup func(credential string) (*filter.Scope, bool)) (revoked, narrowed int) {
 	s.mu.Lock()
+	// Streams that start from now on are checked as they start (track).
+	s.lookup = lookup
 	subs := make([]*subscriber, 0, len(s.subs))
 	for sub := range s.subs {
 		if sub.client.Credential != "" {
@@ -322,13 +331,12 @@ func (s *Service) Revalidate(lookup func(credential string) (*filter.Scope, bool
 	}
 	s.mu.Unlock()
 	for _, sub := range subs {
-		scope, ok := lookup(sub.client.Credential)
-		switch {
-		case !ok:
-			sub.stop(endRevoked)
+		switch e := revalidate(sub, lookup); e {
+		case endRevoked:
+			sub.stop(e)
 			revoked++
-		case !scope.Covers(sub.client.Scope):
-			sub.stop(endNarrowed)
+		case endNarrowed:
+			sub.stop(e)
 			narrowed++
 		}
 	}
@@ -345,6 +353,15 @@ type Sink interface {
 	// transport. An error ends the stream; it wraps ErrStalled when the
 	// client read nothing for the transport's write timeout.
 	Send(msgs []*Message) (int, error)
+}
+
+// Interrupter is a Sink whose send in progress can be cut short from
+// another goroutine: Interrupt makes it fail soon. Service.Interrupt calls it
+// for streams that have ended but whose send is stuck; the gRPC sink has its
+// own, which also tells the client its resume position.
+type Interrupter interface {
+	Sink
+	Interrupt()
 }
 
 // ErrStalled is what a Sink's error wraps when the client read nothing for
@@ -392,14 +409,21 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		}
 		c.last = last
 	}
-	if g, ok := sink.(*grpcSink); ok {
-		g.prepare(sub, c)
-		sub.interrupt = g.interrupt
+	switch sk := sink.(type) {
+	case *grpcSink:
+		sk.prepare(sub, c)
+		sub.interrupt = sk.interrupt
+	case Interrupter:
+		sub.interrupt = func(*ending) { sk.Interrupt() }
 	}
-	if !s.track(sub) {
+	started, revoked := s.track(sub)
+	if !started {
 		return notStarted(req, s.src.Epoch())
 	}
 	defer s.untrack(sub)
+	if revoked != nil {
+		return ended(revoked, &c)
+	}
 	s.obs.StreamStarted(client.Name)
 	defer func() { s.obs.StreamEnded(client.Name, status.Code(err)) }()
 
@@ -452,7 +476,7 @@ func (s *Service) deliver(ctx context.Context, sub *subscriber, sink Sink, c *cu
 	var batch []*Message
 	for {
 		if e := sub.ended(); e != nil {
-			return s.ended(sub, e, c)
+			return ended(e, c)
 		}
 		if err := ctx.Err(); err != nil {
 			return toStatus(err)
@@ -522,21 +546,23 @@ func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) 
 // sendFailed returns the status of a stream whose sink failed.
 func (s *Service) sendFailed(sub *subscriber, err error, c *cursor) error {
 	if e := sub.ended(); e != nil {
-		return s.ended(sub, e, c) // the send was cut short
+		return ended(e, c) // the send was cut short
 	}
 	if errors.Is(err, ErrStalled) {
-		e := stalled(s.opts.WriteTimeout)
-		if sub.stop(e) {
+		// The gRPC watchdog has ended the stream already; an HTTP sink's
+		// write deadline has not.
+		sub.stop(stalled(s.opts.WriteTimeout))
+		if e := sub.ended(); e.stall {
 			s.obs.SubscriberEvicted(sub.client.Name)
 			s.log.Warn("subscriber stopped reading; ending its stream", "client", sub.client.Name, "write_timeout", s.opts.WriteTimeout)
 		}
-		return s.ended(sub, sub.ended(), c)
+		return ended(sub.ended(), c)
 	}
 	return toStatus(err)
 }
 
 // ended returns the status of a stream that the server ended for e.
-func (s *Service) ended(sub *subscriber, e *ending, c *cursor) error {
+func ended(e *ending, c *cursor) error {
 	return resumeStatus(e.code, e.reason, e.msg, c.last, c.epoch)
 }
 
@@ -576,7 +602,7 @@ func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64, epo
 				return
 			case err != nil:
 				s.log.Warn("replay failed; ending the stream", "client", sub.client.Name, "err", err)
-				sub.stop(&ending{status.Code(toStatus(err)), "replay_failed", "reading the event log failed"})
+				sub.stop(&ending{code: status.Code(toStatus(err)), reason: "replay_failed", msg: "reading the event log failed"})
 				return
 			}
 			// Read stops at head; events past it come from the hub or the
@@ -612,15 +638,37 @@ func onOwnStack(fn func()) {
 	<-done
 }
 
-// track adds sub to the open streams, unless the service has stopped.
-func (s *Service) track(sub *subscriber) bool {
+// track adds sub to the open streams, unless the service has stopped. A
+// stream authenticated before the clients changed but caught starting when
+// Revalidate looked at the open streams is checked here, against the same
+// lookup: revoked says how it must end.
+func (s *Service) track(sub *subscriber) (started bool, revoked *ending) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
-		return false
+		return false, nil
 	}
 	s.subs[sub] = struct{}{}
-	return true
+	if s.lookup != nil {
+		revoked = revalidate(sub, s.lookup)
+	}
+	return true, revoked
+}
+
+// revalidate returns how sub must end under lookup, or nil when it may go
+// on (see Revalidate).
+func revalidate(sub *subscriber, lookup func(string) (*filter.Scope, bool)) *ending {
+	if sub.client.Credential == "" {
+		return nil
+	}
+	scope, ok := lookup(sub.client.Credential)
+	switch {
+	case !ok:
+		return endRevoked
+	case !scope.Covers(sub.client.Scope):
+		return endNarrowed
+	}
+	return nil
 }
 
 func (s *Service) untrack(sub *subscriber) {

@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,5 +41,15 @@ func TestSSEReconnectDuringShutdownIsRetried(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("a browser's reconnect during the shutdown got %s %q: EventSource gives up for good", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	// It ends at once with the error event, whose id keeps the cursor.
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"retry: ", "id: 1@" + h.log.Epoch() + "\n", "event: error\n", `"status":"Unavailable"`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("the answer %q lacks %q", body, want)
+		}
 	}
 }

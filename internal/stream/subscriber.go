@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,30 +66,30 @@ type ending struct {
 	code   codes.Code
 	reason string // of the ErrorInfo detail
 	msg    string
+	// stall: the watchdog ended the stream (see grpcSink.stall).
+	stall bool
 }
 
 // The ways the server ends a stream.
 var (
-	endShutdown = &ending{codes.Unavailable, "shutting_down", "the server is shutting down"}
-	endRevoked  = &ending{codes.Unauthenticated, "credential_revoked",
-		"the credential this stream was opened with is no longer valid"}
+	endShutdown = &ending{code: codes.Unavailable, reason: "shutting_down", msg: "the server is shutting down"}
+	endRevoked  = &ending{code: codes.Unauthenticated, reason: "credential_revoked", msg: "the credential this stream was opened with is no longer valid"}
 	// endClosed marks a stream whose writer has returned for any other
 	// reason (the client left, the transport failed).
-	endClosed   = &ending{codes.Canceled, "closed", "the stream was closed"}
-	endNarrowed = &ending{codes.PermissionDenied, "rights_narrowed",
-		"this client's rights were narrowed; open the stream again to have them applied"}
+	endClosed   = &ending{code: codes.Canceled, reason: "closed", msg: "the stream was closed"}
+	endNarrowed = &ending{code: codes.PermissionDenied, reason: "rights_narrowed", msg: "this client's rights were narrowed; open the stream again to have them applied"}
 )
 
 // overflowed ends a subscriber that fell more than max events behind.
 func overflowed(max int) *ending {
-	return &ending{codes.ResourceExhausted, "slow_consumer",
-		"the stream fell more than " + strconv.Itoa(max) + " events behind the log and was ended"}
+	return &ending{code: codes.ResourceExhausted, reason: "slow_consumer",
+		msg: "the stream fell more than " + strconv.Itoa(max) + " events behind the log and was ended"}
 }
 
 // stalled ends a subscriber whose client read nothing for timeout.
 func stalled(timeout time.Duration) *ending {
-	return &ending{codes.ResourceExhausted, "slow_consumer",
-		"the client read nothing for " + timeout.String() + " and the stream was ended"}
+	return &ending{code: codes.ResourceExhausted, reason: "slow_consumer",
+		msg: "the client read nothing for " + timeout.String() + " and the stream was ended", stall: true}
 }
 
 // stop ends the stream for e, unless it has ended already: what is queued is
@@ -172,7 +171,8 @@ func (s *subscriber) push(m *Message) {
 func (s *subscriber) pushLive(m *Message) {
 	s.mu.Lock()
 	if s.end == nil && !s.queued {
-		s.queue = slices.Insert(s.queue, 0, m)
+		// Nothing was ever queued, so the queue is empty: m is first.
+		s.queue = append(s.queue, m)
 		s.queued = true
 	}
 	s.mu.Unlock()
