@@ -21,6 +21,9 @@ import (
 type subscriber struct {
 	filter filter.Filter
 	client Client
+	// epoch is the log's epoch the stream's positions belong to; set
+	// before the stream starts, never changed.
+	epoch string
 	// after: the hub offers only events with a greater sequence. Written by
 	// register under the hub's write lock, read by dispatch under its read
 	// lock.
@@ -54,9 +57,9 @@ type subscriber struct {
 	scanned atomic.Uint64
 }
 
-func newSubscriber(f filter.Filter, c Client, max int) *subscriber {
+func newSubscriber(f filter.Filter, c Client, epoch string, max int) *subscriber {
 	return &subscriber{
-		filter: f, client: c, max: max,
+		filter: f, client: c, epoch: epoch, max: max,
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -79,6 +82,11 @@ var (
 	endClosed   = &ending{codes.Canceled, "closed", "the stream was closed"}
 	endNarrowed = &ending{codes.PermissionDenied, "rights_narrowed",
 		"this client's rights were narrowed; open the stream again to have them applied"}
+	// endEpochChanged: the log was created again, and the stream's
+	// position belongs to the old one, as a cursor of a recreated log does.
+	endEpochChanged = &ending{codes.FailedPrecondition, "epoch_changed",
+		"the event log was created again (its store was lost) and this stream's position belongs to the old log: " +
+			"open a stream with from_earliest, or resume with allow_gap to be told what was missed"}
 )
 
 // overflowed ends a subscriber that fell more than max events behind.
