@@ -47,6 +47,12 @@ func (l *Log) info(ctx context.Context) (*jetstream.StreamInfo, *generation, err
 	if err != nil {
 		return nil, nil, unavailable("stream info", err)
 	}
+	if info.Config.Replicas > 1 && info.Cluster != nil && info.Cluster.Leader == "" {
+		// The stream has no leader, and a replica answered from what it
+		// holds, which may be stale: nats-server does so once a replica
+		// has been without a leader for a while (a node cut off).
+		return nil, nil, fmt.Errorf("%w: stream %s has no leader (its replicas are electing one, or this server is cut off from them)", ErrUnavailable, l.cfg.StreamName)
+	}
 	g, err := l.observe(info, false)
 	if err != nil {
 		return nil, nil, err

@@ -267,7 +267,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.Close()
 		return nil, fmt.Errorf("eventlog: jetstream: %w", err)
 	}
-	if l.stream, err = l.createStream(ctx); err != nil {
+	began := time.Now()
+	if l.stream, err = l.createStream(ctx, began); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -278,7 +279,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	info := l.stream.CachedInfo()
 	l.gen.Store(newGeneration(info))
 	l.replicas.Store(int32(info.Config.Replicas))
-	if err := l.detectLegacy(ctx); err != nil {
+	if err := l.detectLegacy(ctx, began); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -316,39 +317,62 @@ func (l *Log) streamConfig() jetstream.StreamConfig {
 // createStream creates or updates the stream. While JetStream cannot take
 // it yet (a cluster without a meta leader, or with fewer servers up than
 // the stream's replicas) it tries again, saying so in the log every few
-// seconds, for at most Config.StartWait.
+// seconds, for at most Config.StartWait from began.
 //
 // It goes in three steps, each tried again with a short timeout: JetStream
 // answers at all (a cluster has elected its meta leader: a request sent
 // before is lost, and would be waited for in full); the stream is created or
 // updated (on a cluster, of several processes that create it at once only
 // one may be answered: the others find it made when they try again); and
-// the stream answers (it has a leader).
-func (l *Log) createStream(ctx context.Context) (jetstream.Stream, error) {
-	began := time.Now()
-	logged := began
+// the stream's leader answers (a replicated stream elects one once made).
+func (l *Log) createStream(ctx context.Context, began time.Time) (jetstream.Stream, error) {
 	var stream jetstream.Stream
-	step := 0
-	for step < 3 {
-		actx, cancel := context.WithTimeout(ctx, startAttemptTimeout)
-		var err error
-		switch step {
-		case 0:
-			_, err = l.js.AccountInfo(actx)
-		case 1:
-			stream, err = l.js.CreateOrUpdateStream(actx, l.streamConfig())
-		case 2:
-			_, err = stream.Info(actx)
+	steps := []func(context.Context) error{
+		func(ctx context.Context) error {
+			_, err := l.js.AccountInfo(ctx)
+			return err
+		},
+		func(ctx context.Context) (err error) {
+			stream, err = l.js.CreateOrUpdateStream(ctx, l.streamConfig())
+			return err
+		},
+		func(ctx context.Context) error {
+			info, err := stream.Info(ctx)
+			if err == nil && info.Config.Replicas > 1 && (info.Cluster == nil || info.Cluster.Leader == "") {
+				return errNoLeaderYet
+			}
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := l.startStep(ctx, began, step); err != nil {
+			return nil, fmt.Errorf("%w: create or update stream %s (after %s): %v%s", ErrUnavailable, l.cfg.StreamName,
+				time.Since(began).Round(time.Second), err, startHint(err, l.cfg.Replicas))
 		}
+	}
+	if waited := time.Since(began); waited > time.Second {
+		l.log.Info("JetStream took the stream", "waited", waited.Round(time.Millisecond))
+	}
+	return stream, nil
+}
+
+// errNoLeaderYet: a replicated stream was made, its leader not elected yet.
+var errNoLeaderYet = errors.New("eventlog: the stream has no leader yet")
+
+// startStep runs one request of the start-up until it succeeds, again while
+// JetStream answers that it is starting, until Config.StartWait from began.
+func (l *Log) startStep(ctx context.Context, began time.Time, step func(context.Context) error) error {
+	logged := time.Now()
+	for {
+		actx, cancel := context.WithTimeout(ctx, startAttemptTimeout)
+		err := step(actx)
 		cancel()
 		if err == nil {
-			step++
-			continue
+			return nil
 		}
 		waited := time.Since(began)
 		if ctx.Err() != nil || !jetStreamStarting(err) || waited >= l.cfg.StartWait {
-			return nil, fmt.Errorf("%w: create or update stream %s (after %s): %v%s", ErrUnavailable, l.cfg.StreamName,
-				waited.Round(time.Second), err, startHint(err, l.cfg.Replicas))
+			return err
 		}
 		if time.Since(logged) >= startLogEvery {
 			logged = time.Now()
@@ -360,10 +384,6 @@ func (l *Log) createStream(ctx context.Context) (jetstream.Stream, error) {
 		case <-time.After(startRetryWait):
 		}
 	}
-	if waited := time.Since(began); waited > time.Second {
-		l.log.Info("JetStream took the stream", "waited", waited.Round(time.Millisecond))
-	}
-	return stream, nil
 }
 
 // Pacing of createStream.
@@ -382,7 +402,7 @@ func jetStreamStarting(err error) bool {
 		return apiErr.Code == 503 || apiErr.Code == 408
 	}
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, errNoLeaderYet)
 }
 
 // errCodeInsufficientResources is JetStream's answer to a stream that
@@ -403,8 +423,12 @@ func startHint(err error, replicas int) string {
 
 // detectLegacy finds whether the stream holds events in the old subject
 // layout (a subject per event), which reads must then select too.
-func (l *Log) detectLegacy(ctx context.Context) error {
-	msg, err := l.stream.GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
+func (l *Log) detectLegacy(ctx context.Context, began time.Time) error {
+	var msg *jetstream.RawStreamMsg
+	err := l.startStep(ctx, began, func(ctx context.Context) (err error) {
+		msg, err = l.stream.GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
@@ -615,49 +639,78 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 		},
 	}
 	g := l.gen.Load()
-	resp, err := l.request(ctx, msg)
-	if errors.Is(err, nats.ErrNoResponders) {
-		// Still no stream takes the subject: either its leader is being
-		// elected, or it is gone. A gone stream is created again (a new
-		// epoch), and the event stored in it.
-		if _, cur, ierr := l.info(ctx); ierr == nil && cur != g {
-			resp, err = l.request(ctx, msg)
+	checked := false
+	for {
+		// An attempt that gets no answer, or finds no stream, is sent again
+		// with the same id until ctx ends: on a cluster the stream has no
+		// leader for a few seconds after losing one, and then neither takes
+		// a publish nor keeps one sent meanwhile, while the new leader
+		// takes the next at once. The stream stores the event once whatever
+		// the attempts (a copy still being stored answers
+		// duplicateInProcess, one stored before answers as a duplicate,
+		// with its sequence).
+		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		resp, err := l.nc.RequestMsgWithContext(actx, msg)
+		cancel()
+		if errors.Is(err, nats.ErrNoResponders) && !checked {
+			// Is the stream gone? Then it is created again (a new epoch),
+			// and the event stored in it.
+			checked = true
+			ictx, cancel := context.WithTimeout(ctx, publishAttempt)
+			_, cur, ierr := l.info(ictx)
+			cancel()
+			if ierr == nil && cur != g {
+				continue
+			}
+		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
+		}
+		var ack Ack
+		if err == nil {
+			ack, err = parsePubAck(resp.Data)
+		}
+		if err == nil {
+			return ack, nil
+		}
+		var refused *refusal
+		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		retry := lost || errors.Is(err, nats.ErrNoResponders) || errors.As(err, &refused) && refused.errCode == duplicateInProcess
+		if !retry || ctx.Err() != nil {
+			return Ack{}, unavailable("store event", err)
+		}
+		if !lost {
+			select {
+			case <-ctx.Done():
+			case <-time.After(publishRetryWait):
+			}
 		}
 	}
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
-	}
-	if err != nil {
-		return Ack{}, unavailable("store event", err)
-	}
-	ack, err := parsePubAck(resp.Data)
-	if err != nil {
-		return Ack{}, unavailable("store event", err)
-	}
-	return ack, nil
 }
 
-// request sends a publish, again when no responders took it: the stream has
-// no leader for a moment (an election in a cluster); jetstream.Publish
-// retries the same way.
-func (l *Log) request(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
-	resp, err := l.nc.RequestMsgWithContext(ctx, msg)
-	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < publishRetries; retry++ {
-		select {
-		case <-ctx.Done():
-		case <-time.After(publishRetryWait):
-		}
-		resp, err = l.nc.RequestMsgWithContext(ctx, msg)
-	}
-	return resp, err
+// publishAttempt bounds one attempt of a publish: far above the time the
+// stream takes to acknowledge an event, short enough that an attempt lost
+// in a cluster's election is soon sent again.
+const publishAttempt = time.Second
+
+// duplicateInProcess is the error code of a publish whose id is that of an
+// event the stream is storing at that moment.
+const duplicateInProcess = 10158
+
+// refusal is the stream's answer that it did not store an event.
+type refusal struct {
+	code, errCode int
+	description   string
 }
 
-// Publishing retries a request that found no responders this many times,
-// this long apart (as jetstream.Publish does by default).
-const (
-	publishRetries   = 2
-	publishRetryWait = 250 * time.Millisecond
-)
+func (r *refusal) Error() string {
+	return fmt.Sprintf("eventlog: the server refused the event: %s (%d/%d)", r.description, r.code, r.errCode)
+}
+
+// publishRetryWait is the pause before a publish that found no stream, or
+// its copy still being stored, is sent again (jetstream.Publish waits as
+// long).
+const publishRetryWait = 250 * time.Millisecond
 
 // marshalBufs holds encoding buffers of events, so that an event's bytes are
 // not garbage once published; buffers over maxPooledBuf are not kept.
@@ -713,7 +766,7 @@ func parsePubAck(b []byte) (Ack, error) {
 		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
 	}
 	if full.Error != nil {
-		return Ack{}, fmt.Errorf("eventlog: the server refused the event: %s (%d/%d)", full.Error.Description, full.Error.Code, full.Error.ErrCode)
+		return Ack{}, &refusal{code: full.Error.Code, errCode: full.Error.ErrCode, description: full.Error.Description}
 	}
 	if full.Seq == 0 {
 		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
@@ -1019,6 +1072,7 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		if err != nil || !short {
 			return err
 		}
+		l.log.Debug("a replica that has not caught up served a read; reading again", "read_to", last, "want_to", to)
 		// Each fetch of an ordered consumer is served by a consumer of its
 		// own, which may land on another replica.
 		if err := behind.wait(ctx); err != nil {
@@ -1219,12 +1273,18 @@ func redactURL(urls string) string {
 
 // serverLog forwards the embedded server's log lines to slog. Notices and
 // debug output are dropped: the server is an implementation detail, and its
-// warnings and errors are what an operator needs.
+// warnings and errors are what an operator needs; but for a node of a
+// cluster, the notices that its JetStream leaders changed (the meta leader,
+// and this node becoming the stream's leader).
 type serverLog struct{ log *slog.Logger }
 
-func (s *serverLog) Noticef(string, ...any) {}
-func (s *serverLog) Debugf(string, ...any)  {}
-func (s *serverLog) Tracef(string, ...any)  {}
+func (s *serverLog) Noticef(format string, v ...any) {
+	if strings.Contains(format, "new stream leader") || strings.Contains(format, "metadata leader") {
+		s.log.Info(fmt.Sprintf(format, v...))
+	}
+}
+func (s *serverLog) Debugf(string, ...any) {}
+func (s *serverLog) Tracef(string, ...any) {}
 func (s *serverLog) Warnf(format string, v ...any) {
 	s.log.Warn(fmt.Sprintf(format, v...))
 }
