@@ -28,6 +28,8 @@ type ClusterOptions struct {
 
 // StartCluster starts opts.Size servers named n1, n2, … with routes on free
 // ports, and waits until the cluster has elected its JetStream meta leader.
+// The servers do not advertise one another to clients: a client given one
+// server's URL stays on that server.
 // The test's cleanup kills them. It is skipped under -short.
 func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()

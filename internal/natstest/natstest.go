@@ -142,11 +142,15 @@ func (s *Server) start() {
 		args = append(args, "--server_name", s.opts.Name)
 	}
 	if c := s.opts.Cluster; c != nil {
-		args = append(args, "--cluster_name", c.Name)
+		// Clients know only the servers they are given (a test may pin a
+		// client to one node), not the others' addresses.
+		args = append(args, "--cluster_name", c.Name, "--no_advertise")
 		if s.isolated {
-			// Routes on a port no peer knows, to none: cut off from the
+			// Routes on a port no peer knows, to a port where nothing
+			// listens (JetStream insists on some route): cut off from the
 			// cluster while its clients still reach it.
-			args = append(args, "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", FreePort(t)))
+			args = append(args, "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", FreePort(t)),
+				"--routes", fmt.Sprintf("nats://127.0.0.1:%d", FreePort(t)))
 		} else {
 			args = append(args, "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", c.Port), "--routes", strings.Join(c.Peers, ","))
 		}
