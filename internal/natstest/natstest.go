@@ -212,8 +212,6 @@ func (s *Server) signal(sig os.Signal) {
 	if cmd == nil {
 		return
 	}
-	// A paused process takes no SIGTERM until it runs again.
-	cmd.Process.Signal(syscall.SIGCONT)
 	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		s.t.Errorf("natstest: signal nats-server: %v", err)
 	}
@@ -251,28 +249,6 @@ func (s *Server) Isolate() {
 	s.isolated = true
 	s.mu.Unlock()
 	s.start()
-}
-
-// Pause stops the server's process (SIGSTOP) without ending it: it neither
-// answers nor drops its connections until Resume. The test's cleanup
-// resumes it.
-func (s *Server) Pause() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		s.t.Errorf("natstest: SIGSTOP nats-server: %v", err)
-	}
-}
-
-// Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		s.t.Errorf("natstest: SIGCONT nats-server: %v", err)
-	}
 }
 
 // FreePort returns a TCP port of 127.0.0.1 that was free a moment ago, for
