@@ -649,9 +649,16 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 		// the attempts (a copy still being stored answers
 		// duplicateInProcess, one stored before answers as a duplicate,
 		// with its sequence).
-		actx, cancel := context.WithTimeout(ctx, publishAttempt)
+		actx, cancel := ctx, context.CancelFunc(nil)
+		if l.replicas.Load() > 1 {
+			// Only a replicated stream elects leaders; one server's stream
+			// answers, or its connection fails.
+			actx, cancel = context.WithTimeout(ctx, publishAttempt)
+		}
 		resp, err := l.nc.RequestMsgWithContext(actx, msg)
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		if errors.Is(err, nats.ErrNoResponders) && !checked {
 			// Is the stream gone? Then it is created again (a new epoch),
 			// and the event stored in it.
