@@ -36,6 +36,10 @@ test: vet lint check-generated check-generated-clients breaking unit ## Everythi
 unit: ## go test -race over every package.
 	go test $(GOFLAGS_TEST) -count=1 $(GO_PACKAGES)
 
+.PHONY: cluster-test
+cluster-test: ## The slow cluster fault tests alone (make test runs them when EVENTSVC_CLUSTER_TESTS=1, as CI does).
+	EVENTSVC_CLUSTER_TESTS=1 go test $(GOFLAGS_TEST) -count=1 -run Cluster -v ./cmd/eventsvc/
+
 .PHONY: vet
 vet: ## go vet and gofmt.
 	go vet $(GOFLAGS_TEST) $(GO_PACKAGES)

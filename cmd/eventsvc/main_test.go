@@ -35,6 +35,21 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return c.HTTPAddr == "127.0.0.1:2" }},
 		{"external nats", []string{"--nats-url", "nats://h:4222"}, nil,
 			func(c config.Config) bool { return c.Log.NATSURL == "nats://h:4222" }},
+		{"not clustered by default", nil, nil, func(c config.Config) bool {
+			return c.Log.Cluster.Listen == "" && c.Log.Cluster.Name == "eventsvc" && c.Log.StartWait == 2*time.Minute
+		}},
+		{"embedded cluster", []string{"--cluster-listen", "10.0.0.1:6222", "--cluster-peers", "nats://10.0.0.2:6222, nats://10.0.0.3:6222",
+			"--replicas", "3", "--node-name", "a.1", "--cluster-name", "prod", "--cluster-wait", "30s"}, nil,
+			func(c config.Config) bool {
+				return c.Log.Cluster.Listen == "10.0.0.1:6222" && len(c.Log.Cluster.Peers) == 2 && c.Log.Cluster.Peers[1] == "nats://10.0.0.3:6222" &&
+					c.Log.Replicas == 3 && c.Log.Cluster.NodeName == "a.1" && c.Log.Cluster.Name == "prod" && c.Log.StartWait == 30*time.Second
+			}},
+		{"embedded cluster in the environment, every node given every route", nil, map[string]string{
+			"EVENTSVC_CLUSTER_LISTEN": "127.0.0.1:6222", "EVENTSVC_CLUSTER_PEERS": "nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224",
+			"EVENTSVC_REPLICAS": "3", "EVENTSVC_TLS_CERT": "c.pem", "EVENTSVC_TLS_KEY": "k.pem", "EVENTSVC_CLUSTER_CA": "ca.pem"},
+			func(c config.Config) bool { return len(c.Log.Cluster.Peers) == 3 && c.Log.Cluster.CAFile == "ca.pem" }},
+		{"replicas on an external cluster", []string{"--nats-url", "nats://a:4222,nats://b:4222,nats://c:4222", "--replicas", "3"}, nil,
+			func(c config.Config) bool { return c.Log.Replicas == 3 }},
 		{"metrics on the HTTP port by default", nil, nil, func(c config.Config) bool { return c.MetricsAddr == "" }},
 		{"metrics address in the environment", nil, map[string]string{"EVENTSVC_METRICS_ADDR": "10.0.0.1:9100"},
 			func(c config.Config) bool { return c.MetricsAddr == "10.0.0.1:9100" }},
@@ -103,6 +118,24 @@ func TestParseRejectsNamingTheSetting(t *testing.T) {
 		{"max page size", []string{"--list-max-page-size", "0"}, nil, "--list-max-page-size"},
 		{"default page above max", []string{"--list-default-page-size", "200", "--list-max-page-size", "150"}, nil, "--list-default-page-size"},
 		{"shutdown timeout", nil, map[string]string{"EVENTSVC_SHUTDOWN_TIMEOUT": "0s"}, "--shutdown-timeout"},
+		{"replicas without a cluster", []string{"--replicas", "3"}, nil, "--replicas: 3 needs a cluster"},
+		{"peers without listen", []string{"--cluster-peers", "nats://h:6222"}, nil, "--cluster-peers: needs --cluster-listen"},
+		{"node name without listen", nil, map[string]string{"EVENTSVC_NODE_NAME": "a"}, "--node-name: needs --cluster-listen"},
+		{"cluster and external NATS", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://g:6222", "--nats-url", "nats://n:4222"}, nil,
+			"--cluster-listen: the embedded cluster and --nats-url exclude each other"},
+		{"cluster listen without port", []string{"--cluster-listen", "h", "--cluster-peers", "nats://g:6222"}, nil, "--cluster-listen"},
+		{"cluster listen port 0", []string{"--cluster-listen", "h:0", "--cluster-peers", "nats://g:6222"}, nil, "--cluster-listen"},
+		{"no peers", []string{"--cluster-listen", "h:6222"}, nil, "--cluster-peers: must list the route URLs"},
+		{"peer not a URL", []string{"--cluster-listen", "h:6222", "--cluster-peers", "g:6222"}, nil, `--cluster-peers: "g:6222" is not a route URL`},
+		{"peer without port", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://g"}, nil, "--cluster-peers"},
+		{"node name with a space", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://g:6222", "--node-name", "a b"}, nil, "--node-name"},
+		{"cluster name with a space", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://g:6222", "--cluster-name", "a b"}, nil, "--cluster-name"},
+		{"replicas above the cluster", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://h:6222,nats://g:6222", "--replicas", "3"}, nil,
+			"--replicas: 3 exceeds the cluster: this node and the 1 other(s)"},
+		{"TLS without the cluster's CA", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://g:6222", "--tls-cert", "c", "--tls-key", "k"}, nil,
+			"--cluster-ca: is required with --tls-cert"},
+		{"cluster CA without TLS", []string{"--cluster-listen", "h:6222", "--cluster-peers", "nats://g:6222", "--cluster-ca", "ca.pem"}, nil, "--cluster-ca: needs --tls-cert"},
+		{"cluster wait", []string{"--cluster-wait", "0s"}, nil, "--cluster-wait"},
 		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
 	}
@@ -124,7 +157,8 @@ func TestHelpListsEverySettingWithItsDefault(t *testing.T) {
 	}
 	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-metrics-addr", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR",
 		"-http-read-header-timeout", "-http-read-timeout", "-http-idle-timeout", "-http-write-timeout", "-grpc-max-recv-msg-size", "4194304",
-		"-grpc-max-send-msg-size", "16777216", "-list-default-page-size", "-list-max-page-size", "-shutdown-timeout", "15s"} {
+		"-grpc-max-send-msg-size", "16777216", "-list-default-page-size", "-list-max-page-size", "-shutdown-timeout", "15s",
+		"-cluster-listen", "-cluster-peers", "-cluster-name", "-node-name", "-cluster-ca", "-cluster-wait", "2m0s", "-replicas"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q", want)
 		}

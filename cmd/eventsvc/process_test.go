@@ -95,6 +95,7 @@ func raceEnabled() bool {
 // process is a running eventsvc.
 type process struct {
 	cmd        *exec.Cmd
+	env, args  []string // as given to launch
 	httpAddr   string
 	grpcAddr   string
 	exited     chan struct{} // closed once the process has exited
@@ -102,12 +103,23 @@ type process struct {
 	mu         sync.Mutex    // protects lines
 	lines      []string      // stderr, one log line each
 	signalSent time.Time
+	started    chan [2]string // the addresses of its "eventsvc started" line
 }
 
 // startProcess runs eventsvc with args (and free ports, JSON logs) and waits
 // for its "eventsvc started" line, which names the bound addresses.
 func startProcess(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
+	p := launch(t, env, args...)
+	p.waitStarted(t, 60*time.Second)
+	return p
+}
+
+// launch runs eventsvc with args (and free ports, JSON logs) without
+// waiting for it to start (see waitStarted); the test's cleanup kills it.
+func launch(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{env: env, args: args, exited: make(chan struct{}), started: make(chan [2]string, 1)}
 	args = append([]string{"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -118,15 +130,15 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan [2]string, 1)
+	p.cmd = cmd
+	started := p.started
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			if testing.Verbose() {
-				fmt.Fprintln(os.Stderr, line)
+				fmt.Fprintf(os.Stderr, "eventsvc[%d] %s\n", cmd.Process.Pid, line)
 			}
 			p.mu.Lock()
 			p.lines = append(p.lines, line)
@@ -148,15 +160,21 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 			<-p.exited
 		}
 	})
+	return p
+}
+
+// waitStarted waits, at most d, for the process's "eventsvc started" line,
+// which names the bound addresses.
+func (p *process) waitStarted(t *testing.T, d time.Duration) {
+	t.Helper()
 	select {
-	case addrs := <-started:
+	case addrs := <-p.started:
 		p.httpAddr, p.grpcAddr = addrs[0], addrs[1]
 	case <-p.exited:
 		t.Fatalf("eventsvc exited at start-up (%v):\n%s", p.exitErr, p.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("eventsvc did not report its addresses within 60s:\n%s", p.log())
+	case <-time.After(d):
+		t.Fatalf("eventsvc did not report its addresses within %s:\n%s", d, p.log())
 	}
-	return p
 }
 
 func (p *process) log() string {

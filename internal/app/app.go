@@ -129,6 +129,10 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if err != nil {
 		return nil, err
 	}
+	cluster, err := clusterConfig(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Auth.File != "" {
 		if a.auth, err = auth.Load(cfg.Auth.File, logger); err != nil {
 			return nil, fmt.Errorf("%w: --auth-file: %w", config.ErrInvalid, err)
@@ -176,6 +180,8 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		Replicas:      cfg.Log.Replicas,
 		SyncAlways:    cfg.Log.SyncAlways,
 		MaxEventBytes: int(cfg.Webhook.MaxEventBytes()),
+		StartWait:     cfg.Log.StartWait,
+		Cluster:       cluster,
 		Logger:        logger,
 	})
 	if err != nil {

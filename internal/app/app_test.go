@@ -55,11 +55,7 @@ func start(t testing.TB, cfg config.Config) *server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	a, err := app.Start(ctx, cfg, logger)
+	a, err := app.Start(ctx, cfg, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +66,14 @@ func start(t testing.TB, cfg config.Config) *server {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &server{app: a, cfg: cfg, client: eventsv1.NewEventServiceClient(conn), base: "http://" + a.HTTPAddr()}
+}
+
+// testLogger discards the app's log, or shows it with -v.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func shutdown(t testing.TB, a *app.App) {

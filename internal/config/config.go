@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -98,10 +99,43 @@ type EventLog struct {
 	// DedupeWindow is how long an event id is remembered to drop a retried
 	// webhook. Default 1 h.
 	DedupeWindow time.Duration
-	// Replicas is the stream's replication factor on a NATS cluster. Default 1.
+	// Replicas is the stream's replication factor on a NATS cluster: at
+	// most the number of its JetStream servers. Default 1.
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
+	// Cluster makes the embedded server a node of a JetStream cluster of
+	// eventsvc processes (Listen set), instead of a server of its own.
+	Cluster Cluster
+	// StartWait bounds how long start-up waits for JetStream to take the
+	// stream: a cluster (embedded or external) elects its meta leader once
+	// a majority of its servers are up. Default 2 min.
+	StartWait time.Duration
+}
+
+// Cluster configures the embedded cluster: the embedded NATS servers of
+// several eventsvc processes, joined by routes into one JetStream cluster.
+type Cluster struct {
+	// Listen is the host:port on which this process's server takes routes
+	// from the others. Empty: not clustered.
+	Listen string
+	// Peers are the route URLs (nats://host:port) of the other nodes; this
+	// node's own may be among them (it is ignored), so that every node can
+	// be given the same list.
+	Peers []string
+	// Name is the cluster's name, the same on every node. Default
+	// "eventsvc".
+	Name string
+	// NodeName is this node's server name: unique in the cluster and the
+	// same at every start (the cluster knows a node by it). Empty: derived
+	// from the listen address (its host, or the machine's host name when it
+	// listens on every interface, and its port).
+	NodeName string
+	// CAFile (PEM) is the CA that signed every node's certificate. With
+	// TLS.CertFile set, routes use mutual TLS: each node presents TLS.CertFile
+	// (as server and as client) and requires a certificate signed by CAFile
+	// from its peers. Required then; meaningless without it.
+	CAFile string
 }
 
 // Stream configures subscriber streams.
@@ -230,6 +264,8 @@ func Default() Config {
 			MaxAge:        7 * 24 * time.Hour,
 			DedupeWindow:  time.Hour,
 			Replicas:      1,
+			Cluster:       Cluster{Name: "eventsvc"},
+			StartWait:     2 * time.Minute,
 		},
 		Stream: Stream{
 			BufferSize:          1024,
@@ -317,6 +353,12 @@ func (c Config) Validate() error {
 	if c.Log.Replicas < 1 || c.Log.Replicas > 5 {
 		return bad("replicas", "must be 1 to 5, got %d", c.Log.Replicas)
 	}
+	if err := c.validateCluster(bad); err != nil {
+		return err
+	}
+	if c.Log.StartWait <= 0 {
+		return bad("cluster-wait", "must be positive")
+	}
 	if c.Stream.BufferSize < 1 {
 		return bad("stream-buffer", "must be at least 1, got %d", c.Stream.BufferSize)
 	}
@@ -391,6 +433,77 @@ func (c Config) Validate() error {
 		return bad("shutdown-timeout", "must be positive")
 	}
 	return nil
+}
+
+// validateCluster checks the embedded cluster's settings and --replicas
+// against it.
+func (c Config) validateCluster(bad func(setting, format string, args ...any) error) error {
+	cl := c.Log.Cluster
+	if cl.Listen == "" {
+		switch {
+		case len(cl.Peers) > 0:
+			return bad("cluster-peers", "needs --cluster-listen: the embedded cluster is on only with an address for its routes")
+		case cl.NodeName != "":
+			return bad("node-name", "needs --cluster-listen: it names a node of the embedded cluster")
+		case cl.CAFile != "":
+			return bad("cluster-ca", "needs --cluster-listen: it secures the routes of the embedded cluster")
+		case c.Log.Replicas > 1 && c.Log.NATSURL == "":
+			return bad("replicas", "%d needs a cluster: --nats-url of a NATS cluster, or the embedded cluster (--cluster-listen and --cluster-peers on each of %d eventsvc processes or more)",
+				c.Log.Replicas, c.Log.Replicas)
+		}
+		return nil
+	}
+	if c.Log.NATSURL != "" {
+		return bad("cluster-listen", "the embedded cluster and --nats-url exclude each other: a process uses either its embedded NATS server or an external one")
+	}
+	_, port, err := net.SplitHostPort(cl.Listen)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+		return bad("cluster-listen", "%q is not host:port with a port from 1 to 65535 (the other nodes route to it)", cl.Listen)
+	}
+	if len(cl.Peers) == 0 {
+		return bad("cluster-peers", "must list the route URLs of the other nodes (nats://host:port, comma-separated) with --cluster-listen")
+	}
+	others := 0
+	for _, p := range cl.Peers {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "nats" && u.Scheme != "nats-route") || u.Host == "" || u.Port() == "" || u.Path != "" || u.RawQuery != "" {
+			return bad("cluster-peers", "%q is not a route URL: nats://host:port", p)
+		}
+		if u.Host != cl.Listen {
+			others++
+		}
+	}
+	if !isName(cl.Name) {
+		return bad("cluster-name", "%q must be letters, digits, '-', '_' or '.'", cl.Name)
+	}
+	if cl.NodeName != "" && !isName(cl.NodeName) {
+		return bad("node-name", "%q must be letters, digits, '-', '_' or '.'", cl.NodeName)
+	}
+	if c.Log.Replicas > others+1 {
+		return bad("replicas", "%d exceeds the cluster: this node and the %d other(s) in --cluster-peers (a stream cannot have more replicas than the cluster has servers)",
+			c.Log.Replicas, others)
+	}
+	switch {
+	case c.TLS.Enabled() && cl.CAFile == "":
+		return bad("cluster-ca", "is required with --tls-cert and --cluster-listen: the routes use mutual TLS, and each peer's certificate is verified against this CA")
+	case !c.TLS.Enabled() && cl.CAFile != "":
+		return bad("cluster-ca", "needs --tls-cert and --tls-key: they are this node's certificate on the routes")
+	}
+	return nil
+}
+
+// isName reports whether s is a NATS server or cluster name eventsvc
+// accepts: no spaces, nothing that needs quoting in NATS tooling.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkOrigin accepts "*" or an origin as browsers send it:

@@ -10,6 +10,13 @@
 // Log keeps by following the stream (see package idindex and follow.go), so
 // that it covers events stored by any process.
 //
+// The stream's creation time is the log's epoch. Should the stream vanish
+// (the store of an external NATS was lost) the Log creates it again and
+// takes the new stream's epoch: Tail and Read then end with ErrEpochChanged,
+// and the id index is rebuilt. On a NATS cluster the Log checks that what a
+// replica serves is complete (see readComplete): a replica that is catching
+// up never answers a read with less than the stream's leader holds.
+//
 // A Log is safe for concurrent use. Errors that mean "the log cannot be reached
 // right now, try again" wrap ErrUnavailable; a missing event wraps ErrNotFound.
 package eventlog
@@ -17,10 +24,16 @@ package eventlog
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +59,10 @@ var (
 	// ErrNotFound means no stored event has that sequence or id (it may have
 	// expired). It is record.ErrNotFound.
 	ErrNotFound = record.ErrNotFound
+	// ErrEpochChanged means the stream was recreated while a Tail or a Read
+	// ran: the sequences it was given belong to the old epoch. It is
+	// record.ErrEpochChanged.
+	ErrEpochChanged = record.ErrEpochChanged
 	// ErrInvalidEvent means an event cannot be stored (no id).
 	ErrInvalidEvent = errors.New("eventlog: invalid event")
 	// ErrTooLarge means an event is larger than the NATS server accepts
@@ -91,6 +108,14 @@ type Config struct {
 	// IndexWait bounds how long GetByID waits for the id index to catch up
 	// with the log when the id is not (yet) in it. Default 5 s.
 	IndexWait time.Duration
+	// StartWait bounds how long Open waits for JetStream to take the
+	// stream: a cluster elects its meta leader once a majority of its
+	// servers are up, and places a replicated stream once as many servers
+	// as Replicas are. Default 2 min.
+	StartWait time.Duration
+	// Cluster, when its Listen is set, makes the embedded server a node of
+	// a JetStream cluster of embedded servers (URL must be empty).
+	Cluster Cluster
 	// Logger receives connection events and the embedded server's warnings.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -98,6 +123,30 @@ type Config struct {
 	// noFollower leaves the id index as it is found (tests of a lagging
 	// index).
 	noFollower bool
+}
+
+// Cluster makes the embedded server a node of a JetStream cluster of
+// embedded servers: the servers of several eventsvc processes, joined by
+// NATS routes. Clients still connect in-process; the node listens for
+// routes only.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node. Default
+	// "eventsvc".
+	Name string
+	// NodeName is this node's server name: unique in the cluster, and the
+	// same each time the node starts (its place in the cluster's Raft
+	// groups derives from it). Required.
+	NodeName string
+	// Listen is the host:port on which this node takes routes. Empty: not
+	// clustered.
+	Listen string
+	// Peers are the route URLs (nats://host:port) of the other nodes;
+	// this node's own may be among them (it is ignored).
+	Peers []string
+	// TLSCert and TLSKey (PEM files), when set, make every route mutual
+	// TLS: this node presents that certificate, as server and as client,
+	// and requires one from its peers signed by TLSCA.
+	TLSCert, TLSKey, TLSCA string
 }
 
 func (c *Config) fillDefaults() {
@@ -119,6 +168,12 @@ func (c *Config) fillDefaults() {
 	if c.IndexWait == 0 {
 		c.IndexWait = 5 * time.Second
 	}
+	if c.StartWait == 0 {
+		c.StartWait = 2 * time.Minute
+	}
+	if c.Cluster.Listen != "" && c.Cluster.Name == "" {
+		c.Cluster.Name = "eventsvc"
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -130,9 +185,16 @@ type Log struct {
 	ns     *server.Server // nil when using an external server
 	nc     *nats.Conn
 	js     jetstream.JetStream
-	stream jetstream.Stream
-	epoch  string
+	stream jetstream.Stream // by name: the same handle serves a recreated stream
 	log    *slog.Logger
+
+	// gen is the current epoch; genMu serializes its changes (and the
+	// recreation of a lost stream).
+	gen   atomic.Pointer[generation]
+	genMu sync.Mutex
+	// replicas is the stream's replication factor as last seen: reads
+	// check what replicas serve only when it is above 1.
+	replicas atomic.Int32
 
 	// idx is the id index, written by the follower alone (under fmu) and
 	// read by GetByID; indexed tells waiting lookups that it moved on.
@@ -184,12 +246,15 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	url := cfg.URL
 	if url == "" {
-		ns, err := startEmbedded(cfg, l.log)
+		ns, token, err := startEmbedded(cfg, l.log)
 		if err != nil {
 			return nil, err
 		}
 		l.ns = ns
 		opts = append(opts, nats.InProcessServer(ns))
+		if token != "" {
+			opts = append(opts, nats.Token(token))
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -202,30 +267,19 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.Close()
 		return nil, fmt.Errorf("eventlog: jetstream: %w", err)
 	}
-	l.stream, err = l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.StreamName,
-		Description: "Sociocs webhook events stored by eventsvc",
-		Subjects:    []string{allSubjects(cfg.SubjectPrefix)},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      cfg.MaxAge,
-		MaxBytes:    maxBytes(cfg.MaxBytes),
-		MaxMsgs:     -1,
-		Duplicates:  cfg.DedupeWindow,
-		Replicas:    cfg.Replicas,
-		Storage:     jetstream.FileStorage,
-	})
-	if err != nil {
+	began := time.Now()
+	if l.stream, err = l.createStream(ctx, began); err != nil {
 		l.Close()
-		return nil, fmt.Errorf("%w: create or update stream %s: %v", ErrUnavailable, cfg.StreamName, err)
+		return nil, err
 	}
 	if max := l.nc.MaxPayload(); cfg.MaxEventBytes > 0 && int64(cfg.MaxEventBytes) > max {
 		l.log.Warn("the NATS server's max_payload is smaller than the largest event a webhook can make: larger ones will be refused with 413; raise max_payload on the server or lower --webhook-max-body",
 			"max_payload", max, "largest_event", cfg.MaxEventBytes)
 	}
 	info := l.stream.CachedInfo()
-	l.epoch = info.Created.UTC().Format(time.RFC3339Nano)
-	if err := l.detectLegacy(ctx); err != nil {
+	l.gen.Store(newGeneration(info))
+	l.replicas.Store(int32(info.Config.Replicas))
+	if err := l.detectLegacy(ctx, began); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -233,8 +287,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.Close()
 		return nil, err
 	}
-	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil,
-		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.epoch,
+	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil, "replicas", info.Config.Replicas,
+		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.Epoch(),
 		"id_index_at", l.idx.Applied())
 	if !cfg.noFollower {
 		l.startFollower()
@@ -242,10 +296,139 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// streamConfig is the stream as eventsvc wants it, at start-up and when it
+// creates a lost stream again.
+func (l *Log) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        l.cfg.StreamName,
+		Description: "Sociocs webhook events stored by eventsvc",
+		Subjects:    []string{allSubjects(l.cfg.SubjectPrefix)},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      l.cfg.MaxAge,
+		MaxBytes:    maxBytes(l.cfg.MaxBytes),
+		MaxMsgs:     -1,
+		Duplicates:  l.cfg.DedupeWindow,
+		Replicas:    l.cfg.Replicas,
+		Storage:     jetstream.FileStorage,
+	}
+}
+
+// createStream creates or updates the stream. While JetStream cannot take
+// it yet (a cluster without a meta leader, or with fewer servers up than
+// the stream's replicas) it tries again, saying so in the log every few
+// seconds, for at most Config.StartWait from began.
+//
+// It goes in three steps, each tried again with a short timeout: JetStream
+// answers at all (a cluster has elected its meta leader: a request sent
+// before is lost, and would be waited for in full); the stream is created or
+// updated (on a cluster, of several processes that create it at once only
+// one may be answered: the others find it made when they try again); and
+// the stream's leader answers (a replicated stream elects one once made).
+func (l *Log) createStream(ctx context.Context, began time.Time) (jetstream.Stream, error) {
+	var stream jetstream.Stream
+	steps := []func(context.Context) error{
+		func(ctx context.Context) error {
+			_, err := l.js.AccountInfo(ctx)
+			return err
+		},
+		func(ctx context.Context) (err error) {
+			stream, err = l.js.CreateOrUpdateStream(ctx, l.streamConfig())
+			return err
+		},
+		func(ctx context.Context) error {
+			info, err := stream.Info(ctx)
+			if err == nil && info.Config.Replicas > 1 && (info.Cluster == nil || info.Cluster.Leader == "") {
+				return errNoLeaderYet
+			}
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := l.startStep(ctx, began, step); err != nil {
+			return nil, fmt.Errorf("%w: create or update stream %s (after %s): %v%s", ErrUnavailable, l.cfg.StreamName,
+				time.Since(began).Round(time.Second), err, startHint(err, l.cfg.Replicas))
+		}
+	}
+	if waited := time.Since(began); waited > time.Second {
+		l.log.Info("JetStream took the stream", "waited", waited.Round(time.Millisecond))
+	}
+	return stream, nil
+}
+
+// errNoLeaderYet: a replicated stream was made, its leader not elected yet.
+var errNoLeaderYet = errors.New("eventlog: the stream has no leader yet")
+
+// startStep runs one request of the start-up until it succeeds, again while
+// JetStream answers that it is starting, until Config.StartWait from began.
+func (l *Log) startStep(ctx context.Context, began time.Time, step func(context.Context) error) error {
+	logged := time.Now()
+	for {
+		actx, cancel := context.WithTimeout(ctx, startAttemptTimeout)
+		err := step(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		waited := time.Since(began)
+		if ctx.Err() != nil || !jetStreamStarting(err) || waited >= l.cfg.StartWait {
+			return err
+		}
+		if time.Since(logged) >= startLogEvery {
+			logged = time.Now()
+			l.log.Warn("waiting for JetStream to take the stream: a cluster elects its meta leader once a majority of its servers are up, and places the stream once as many as --replicas are",
+				"replicas", l.cfg.Replicas, "waited", waited.Round(time.Second), "up_to", l.cfg.StartWait, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(startRetryWait):
+		}
+	}
+}
+
+// Pacing of createStream.
+const (
+	startAttemptTimeout = 2 * time.Second
+	startRetryWait      = 100 * time.Millisecond
+	startLogEvery       = 5 * time.Second
+)
+
+// jetStreamStarting reports whether err means JetStream cannot take the
+// stream yet but may soon: no answer, or an answer that it is unavailable
+// (no meta leader, not enough servers for the replicas).
+func jetStreamStarting(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408
+	}
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, errNoLeaderYet)
+}
+
+// errCodeInsufficientResources is JetStream's answer to a stream that
+// needs more servers than are up (or exist).
+const errCodeInsufficientResources jetstream.ErrorCode = 10023
+
+// startHint says what to check when the stream could not be created.
+func startHint(err error, replicas int) string {
+	var apiErr *jetstream.APIError
+	if replicas > 1 && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources {
+		return fmt.Sprintf(" (--replicas %d needs that many JetStream servers up in the cluster, and must not exceed its size)", replicas)
+	}
+	if jetStreamStarting(err) {
+		return " (is a majority of the cluster's servers up and routed to one another?)"
+	}
+	return ""
+}
+
 // detectLegacy finds whether the stream holds events in the old subject
 // layout (a subject per event), which reads must then select too.
-func (l *Log) detectLegacy(ctx context.Context) error {
-	msg, err := l.stream.GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
+func (l *Log) detectLegacy(ctx context.Context, began time.Time) error {
+	var msg *jetstream.RawStreamMsg
+	err := l.startStep(ctx, began, func(ctx context.Context) (err error) {
+		msg, err = l.stream.GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
@@ -291,7 +474,9 @@ func maxBytes(n int64) int64 {
 	return n
 }
 
-func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+// startEmbedded starts the embedded server. When the server must listen for
+// clients (see clusterOptions), it also returns the token they need.
+func startEmbedded(cfg Config, log *slog.Logger) (_ *server.Server, token string, err error) {
 	opts := &server.Options{
 		ServerName: "eventsvc",
 		JetStream:  true,
@@ -304,18 +489,82 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 	if need := cfg.MaxEventBytes + payloadHeadroom; cfg.MaxEventBytes > 0 && need > server.MAX_PAYLOAD_SIZE {
 		opts.MaxPayload = int32(min(need, MaxEventBytesLimit+payloadHeadroom))
 	}
+	if cfg.Cluster.Listen != "" {
+		if token, err = clusterOptions(opts, cfg.Cluster); err != nil {
+			return nil, "", err
+		}
+		log.Info("the embedded NATS server is a node of a JetStream cluster", "cluster", cfg.Cluster.Name, "node", cfg.Cluster.NodeName,
+			"listen", cfg.Cluster.Listen, "peers", strings.Join(cfg.Cluster.Peers, ","), "tls", opts.Cluster.TLSConfig != nil)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: embedded NATS server: %w", err)
+		return nil, "", fmt.Errorf("eventlog: embedded NATS server: %w", err)
 	}
 	ns.SetLoggerV2(&serverLog{log: log.With("component", "nats-server")}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("eventlog: embedded NATS server did not start within 30s (data dir %s)", cfg.DataDir)
+		return nil, "", fmt.Errorf("eventlog: embedded NATS server did not start within 30s (data dir %s)", cfg.DataDir)
 	}
-	return ns, nil
+	return ns, token, nil
 }
+
+// clusterOptions makes opts those of a node of the cluster c: routes on
+// c.Listen to c.Peers, with mutual TLS when c has a certificate.
+//
+// nats-server starts its routes only once its client listener is up, so a
+// node cannot do without one (DontListen would leave it alone). It listens
+// on a random loopback port, which only holders of the returned token (a
+// random secret of this process, never written anywhere) may use: in
+// effect eventsvc's own in-process connection alone. The cluster does not
+// advertise it to clients.
+func clusterOptions(opts *server.Options, c Cluster) (token string, err error) {
+	host, portStr, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "", fmt.Errorf("eventlog: cluster listen address %q: %w", c.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return "", fmt.Errorf("eventlog: cluster listen address %q: the port must be 1 to 65535", c.Listen)
+	}
+	opts.ServerName = c.NodeName
+	opts.Cluster.Name = c.Name
+	opts.Cluster.Host, opts.Cluster.Port = host, port
+	opts.Cluster.NoAdvertise = true
+	for _, p := range c.Peers {
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" {
+			return "", fmt.Errorf("eventlog: cluster peer %q is not a route URL (nats://host:port)", p)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return "", fmt.Errorf("eventlog: %w", err)
+	}
+	token = hex.EncodeToString(secret)
+	opts.DontListen = false
+	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
+	opts.Authorization = token
+	if c.TLSCert == "" {
+		return token, nil
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: c.TLSCert, KeyFile: c.TLSKey, CaFile: c.TLSCA, Verify: true})
+	if err != nil {
+		return "", fmt.Errorf("eventlog: TLS for the cluster routes: %w", err)
+	}
+	// A node is the server of the routes it accepts and the client of
+	// those it makes: both ends prove themselves with a certificate of the
+	// same CA, as nats-server does for a cluster's tls block.
+	tc.ClientAuth = tls.RequireAndVerifyClientCert
+	tc.RootCAs = tc.ClientCAs
+	opts.Cluster.TLSConfig = tc
+	opts.Cluster.TLSTimeout = routeTLSTimeout.Seconds()
+	return token, nil
+}
+
+// routeTLSTimeout bounds a route's TLS handshake.
+const routeTLSTimeout = 2 * time.Second
 
 // Close stops following the log, closes the id index and the connection
 // (flushing what it buffered) and stops the embedded server. It is
@@ -345,8 +594,9 @@ func (l *Log) shutdownServer() {
 }
 
 // Epoch identifies this log: the stream's creation time. A sequence is
-// meaningful only with the epoch it came from; a recreated stream has another.
-func (l *Log) Epoch() string { return l.epoch }
+// meaningful only with the epoch it came from; a recreated stream has
+// another, which Epoch returns from the moment the Log notices it.
+func (l *Log) Epoch() string { return l.gen.Load().epoch }
 
 // Ack is the outcome of a successful Publish.
 type Ack struct {
@@ -388,35 +638,86 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 			jetstream.ExpectedStreamHeader: l.expectStream,
 		},
 	}
-	resp, err := l.nc.RequestMsgWithContext(ctx, msg)
-	// No responders: the stream has no leader for a moment (an election in
-	// a cluster); jetstream.Publish retries the same way.
-	for retry := 0; errors.Is(err, nats.ErrNoResponders) && retry < publishRetries; retry++ {
-		select {
-		case <-ctx.Done():
-		case <-time.After(publishRetryWait):
+	g := l.gen.Load()
+	checked := false
+	for {
+		// An attempt that gets no answer, or finds no stream, is sent again
+		// with the same id until ctx ends: on a cluster the stream has no
+		// leader for a few seconds after losing one, and then neither takes
+		// a publish nor keeps one sent meanwhile, while the new leader
+		// takes the next at once. The stream stores the event once whatever
+		// the attempts (a copy still being stored answers
+		// duplicateInProcess, one stored before answers as a duplicate,
+		// with its sequence).
+		actx, cancel := ctx, context.CancelFunc(nil)
+		if l.replicas.Load() > 1 {
+			// Only a replicated stream elects leaders; one server's stream
+			// answers, or its connection fails.
+			actx, cancel = context.WithTimeout(ctx, publishAttempt)
 		}
-		resp, err = l.nc.RequestMsgWithContext(ctx, msg)
+		resp, err := l.nc.RequestMsgWithContext(actx, msg)
+		if cancel != nil {
+			cancel()
+		}
+		if errors.Is(err, nats.ErrNoResponders) && !checked {
+			// Is the stream gone? Then it is created again (a new epoch),
+			// and the event stored in it.
+			checked = true
+			ictx, cancel := context.WithTimeout(ctx, publishAttempt)
+			_, cur, ierr := l.info(ictx)
+			cancel()
+			if ierr == nil && cur != g {
+				continue
+			}
+		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
+		}
+		var ack Ack
+		if err == nil {
+			ack, err = parsePubAck(resp.Data)
+		}
+		if err == nil {
+			return ack, nil
+		}
+		var refused *refusal
+		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		retry := lost || errors.Is(err, nats.ErrNoResponders) || errors.As(err, &refused) && refused.errCode == duplicateInProcess
+		if !retry || ctx.Err() != nil {
+			return Ack{}, unavailable("store event", err)
+		}
+		if !lost {
+			select {
+			case <-ctx.Done():
+			case <-time.After(publishRetryWait):
+			}
+		}
 	}
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
-	}
-	if err != nil {
-		return Ack{}, unavailable("store event", err)
-	}
-	ack, err := parsePubAck(resp.Data)
-	if err != nil {
-		return Ack{}, unavailable("store event", err)
-	}
-	return ack, nil
 }
 
-// Publishing retries a request that found no responders this many times,
-// this long apart (as jetstream.Publish does by default).
-const (
-	publishRetries   = 2
-	publishRetryWait = 250 * time.Millisecond
-)
+// publishAttempt bounds one attempt of a publish: far above the time the
+// stream takes to acknowledge an event, short enough that an attempt lost
+// in a cluster's election is soon sent again.
+const publishAttempt = time.Second
+
+// duplicateInProcess is the error code of a publish whose id is that of an
+// event the stream is storing at that moment.
+const duplicateInProcess = 10158
+
+// refusal is the stream's answer that it did not store an event.
+type refusal struct {
+	code, errCode int
+	description   string
+}
+
+func (r *refusal) Error() string {
+	return fmt.Sprintf("eventlog: the server refused the event: %s (%d/%d)", r.description, r.code, r.errCode)
+}
+
+// publishRetryWait is the pause before a publish that found no stream, or
+// its copy still being stored, is sent again (jetstream.Publish waits as
+// long).
+const publishRetryWait = 250 * time.Millisecond
 
 // marshalBufs holds encoding buffers of events, so that an event's bytes are
 // not garbage once published; buffers over maxPooledBuf are not kept.
@@ -472,7 +773,7 @@ func parsePubAck(b []byte) (Ack, error) {
 		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
 	}
 	if full.Error != nil {
-		return Ack{}, fmt.Errorf("eventlog: the server refused the event: %s (%d/%d)", full.Error.Description, full.Error.Code, full.Error.ErrCode)
+		return Ack{}, &refusal{code: full.Error.Code, errCode: full.Error.ErrCode, description: full.Error.Description}
 	}
 	if full.Seq == 0 {
 		return Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
@@ -495,11 +796,18 @@ func (l *Log) Bounds(ctx context.Context) (first, last uint64, err error) {
 	return st.First, st.Last, err
 }
 
-// State returns the log's current extent.
+// State returns the log's current extent. Should the stream be gone, it is
+// created again (see Epoch).
 func (l *Log) State(ctx context.Context) (State, error) {
-	info, err := l.stream.Info(ctx)
+	st, _, err := l.state(ctx)
+	return st, err
+}
+
+// state is State and the generation it belongs to.
+func (l *Log) state(ctx context.Context) (State, *generation, error) {
+	info, g, err := l.info(ctx)
 	if err != nil {
-		return State{}, unavailable("stream info", err)
+		return State{}, nil, err
 	}
 	st := State{First: info.State.FirstSeq, Last: info.State.LastSeq, Events: info.State.Msgs}
 	if st.Events == 0 {
@@ -507,19 +815,17 @@ func (l *Log) State(ctx context.Context) (State, error) {
 		// "the next event will be last+1".
 		st.First = st.Last + 1
 	}
-	return st, nil
+	return st, g, nil
 }
 
 // Ready reports whether the log can be used: connected, and the stream
-// exists. The error says what is wrong.
+// exists (a lost stream is created again). The error says what is wrong.
 func (l *Log) Ready(ctx context.Context) error {
 	if !l.nc.IsConnected() {
 		return fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, l.nc.Status())
 	}
-	if _, err := l.stream.Info(ctx); err != nil {
-		return unavailable("stream info", err)
-	}
-	return nil
+	_, _, err := l.info(ctx)
+	return err
 }
 
 // Get returns the event stored at seq.
@@ -600,6 +906,39 @@ func (l *Log) lookupID(ctx context.Context, id string) (*record.Record, error) {
 // SequenceAt returns the sequence of the first event stored at or after t,
 // or the log's last sequence + 1 when there is none.
 func (l *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
+	var behind replicaWait
+	for {
+		seq, found, err := l.sequenceAt(ctx, t)
+		if err != nil || found {
+			return seq, err
+		}
+		st, err := l.State(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if l.replicas.Load() <= 1 || st.Events == 0 {
+			return st.Last + 1, nil
+		}
+		// On a cluster the read may have been served by a replica that has
+		// not caught up: the leader's newest event says whether there is
+		// one at or after t.
+		newest, err := l.Get(ctx, st.Last)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return st.Last + 1, nil
+		case err != nil:
+			return 0, err
+		case newest.Stored.Before(t):
+			return st.Last + 1, nil
+		}
+		if err := behind.wait(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// sequenceAt asks one server for the first event stored at or after t.
+func (l *Log) sequenceAt(ctx context.Context, t time.Time) (seq uint64, found bool, err error) {
 	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
 		OptStartTime:      &t,
@@ -607,28 +946,24 @@ func (l *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 		InactiveThreshold: readConsumerInactive,
 	})
 	if err != nil {
-		return 0, unavailable("find sequence by time", err)
+		return 0, false, unavailable("find sequence by time", err)
 	}
 	defer l.deleteConsumer(cons)
 	batch, err := cons.FetchNoWait(1)
 	if err != nil {
-		return 0, unavailable("find sequence by time", err)
+		return 0, false, unavailable("find sequence by time", err)
 	}
 	for m := range batch.Messages() {
 		meta, err := m.Metadata()
 		if err != nil {
-			return 0, fmt.Errorf("eventlog: message metadata: %w", err)
+			return 0, false, fmt.Errorf("eventlog: message metadata: %w", err)
 		}
-		return meta.Sequence.Stream, nil
+		return meta.Sequence.Stream, true, nil
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return 0, unavailable("find sequence by time", err)
+		return 0, false, unavailable("find sequence by time", err)
 	}
-	st, err := l.State(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return st.Last + 1, nil
+	return 0, false, nil
 }
 
 // readConsumerInactive is how soon the server drops a read's consumer if
@@ -656,7 +991,12 @@ const ReadBatch = 256
 // Read calls fn in log order for each stored event with from <= sequence <=
 // to (to = 0: up to the end of the log at the time of reading) that f matches
 // (nil: every event), and only those. The server selects by subject what it
-// can; Match decides. Read returns fn's error if fn fails.
+// can; Match decides. Read returns fn's error if fn fails, an error wrapping
+// ErrEpochChanged if the log moved to a new epoch meanwhile.
+//
+// On a cluster, a read that ends short of to is checked with the stream's
+// leader: a replica that had not caught up served it, and Read waits until
+// one that has serves the rest (at most replicaWaitMax, then ErrUnavailable).
 func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error {
 	if from == 0 {
 		from = 1
@@ -664,9 +1004,23 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 	if to != 0 && from > to {
 		return nil
 	}
+	g := l.gen.Load()
 	patterns, none := filterSubjects(l.cfg.SubjectPrefix, f, l.legacyFrom(from))
 	if none {
 		return nil
+	}
+	replicated := l.replicas.Load() > 1
+	if replicated && to == 0 {
+		st, sg, err := l.state(ctx)
+		switch {
+		case err != nil:
+			return err
+		case sg != g:
+			return epochChanged(g)
+		case from > st.Last:
+			return nil
+		}
+		to = st.Last
 	}
 	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
@@ -679,9 +1033,14 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		return unavailable("read", err)
 	}
 	defer l.deleteConsumer(cons)
+	last := from - 1 // the last sequence the servers delivered
+	var behind replicaWait
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if l.gen.Load() != g {
+			return epochChanged(g)
 		}
 		batch, err := cons.FetchNoWait(ReadBatch)
 		if err != nil {
@@ -694,6 +1053,7 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 			if err != nil {
 				return err
 			}
+			last = rec.Sequence
 			if to != 0 && rec.Sequence > to {
 				return nil
 			}
@@ -709,32 +1069,140 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return unavailable("read", err)
 		}
-		if n == 0 {
+		if n > 0 {
+			continue
+		}
+		if !replicated {
 			return nil
+		}
+		short, err := l.leaderHolds(ctx, patterns, last+1, to)
+		if err != nil || !short {
+			return err
+		}
+		l.log.Debug("a replica that has not caught up served a read; reading again", "read_to", last, "want_to", to)
+		// Each fetch of an ordered consumer is served by a consumer of its
+		// own, which may land on another replica.
+		if err := behind.wait(ctx); err != nil {
+			return err
 		}
 	}
 }
 
+// leaderHolds reports whether the stream's leader holds an event with a
+// sequence from from to to that patterns select (nil: any): a read that
+// ended before it was served by a replica that had not caught up.
+func (l *Log) leaderHolds(ctx context.Context, patterns []string, from, to uint64) (bool, error) {
+	if from > to {
+		return false, nil
+	}
+	if len(patterns) == 0 {
+		patterns = []string{allSubjects(l.cfg.SubjectPrefix)}
+	}
+	for _, p := range patterns {
+		msg, err := l.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(p))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return false, unavailable("check a read with the stream's leader", err)
+		case msg.Sequence <= to:
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// replicaWait paces reads that wait for a replica of the stream to catch
+// up, and bounds the wait.
+type replicaWait struct {
+	began time.Time
+	pause time.Duration
+}
+
+// Bounds of a replicaWait.
+const (
+	replicaWaitMin = 20 * time.Millisecond
+	replicaWaitMax = 10 * time.Second
+)
+
+// wait pauses before the next attempt; past replicaWaitMax it returns an
+// error wrapping ErrUnavailable instead.
+func (w *replicaWait) wait(ctx context.Context) error {
+	if w.began.IsZero() {
+		w.began, w.pause = time.Now(), replicaWaitMin
+	}
+	if time.Since(w.began) > replicaWaitMax {
+		return fmt.Errorf("%w: the replicas of the stream that served the read are still catching up after %s", ErrUnavailable, replicaWaitMax)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(w.pause):
+	}
+	w.pause = min(2*w.pause, 500*time.Millisecond)
+	return nil
+}
+
 // Tail calls fn, from a single goroutine and in log order, for every event
 // stored with a sequence greater than after, including those stored while it
-// runs, until ctx ends; then it returns ctx's error. It survives reconnects.
-// fn must not block: it holds up every later event.
+// runs, until ctx ends; then it returns ctx's error. It survives reconnects
+// and the loss of a cluster node. fn must not block: it holds up every later
+// event.
+//
+// after is a sequence of the epoch current when Tail is called. When the log
+// moves to a new epoch (its stream was created again) Tail returns an error
+// wrapping ErrEpochChanged, having passed nothing of the new epoch to fn: the
+// caller starts over, from the new log's end.
 func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) error {
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+	g := l.gen.Load()
+	tctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cons, err := l.js.OrderedConsumer(tctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   after + 1,
 	})
 	if err != nil {
 		return unavailable("tail", err)
 	}
+	// The ordered consumer makes a new server-side consumer whenever it
+	// loses the last (a restarted server, a new stream leader, a deleted
+	// stream). Before the first message of each is passed on, the stream
+	// is checked to be this epoch's: were it created again, the new
+	// consumer would read the new stream's events as if they came after
+	// the old one's. mu keeps fn on one goroutine at a time: the ordered
+	// consumer may deliver from its old and its new subscription at once.
+	var (
+		mu       sync.Mutex
+		consumer string
+	)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		rec, err := l.msgRecord(m)
+		mu.Lock()
+		defer mu.Unlock()
+		if tctx.Err() != nil {
+			return
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			l.log.Error("skipping an event in the log without metadata", "subject", m.Subject(), "err", err)
+			return
+		}
+		if meta.Consumer != consumer {
+			if err := l.sameEpoch(tctx, g); err != nil {
+				stop(err)
+				return
+			}
+			consumer = meta.Consumer
+		}
+		if l.gen.Load() != g {
+			stop(epochChanged(g))
+			return
+		}
+		rec, err := l.record(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Data())
 		if err != nil {
 			// A message we did not write under our prefix: skip it, loudly.
 			l.log.Error("skipping unreadable event in the log", "subject", m.Subject(), "err", err)
 			return
 		}
-		l.feedIndex(rec)
+		l.feedIndex(rec, g)
 		fn(rec)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -748,8 +1216,13 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 	}
 	defer cc.Stop()
 	select {
-	case <-ctx.Done():
+	case <-tctx.Done():
+		if cause := context.Cause(tctx); ctx.Err() == nil && cause != nil {
+			return cause
+		}
 		return ctx.Err()
+	case <-g.gone:
+		return epochChanged(g)
 	case <-cc.Closed():
 		return fmt.Errorf("%w: tail of the event log closed", ErrUnavailable)
 	}
@@ -807,12 +1280,18 @@ func redactURL(urls string) string {
 
 // serverLog forwards the embedded server's log lines to slog. Notices and
 // debug output are dropped: the server is an implementation detail, and its
-// warnings and errors are what an operator needs.
+// warnings and errors are what an operator needs; but for a node of a
+// cluster, the notices that its JetStream leaders changed (the meta leader,
+// and this node becoming the stream's leader).
 type serverLog struct{ log *slog.Logger }
 
-func (s *serverLog) Noticef(string, ...any) {}
-func (s *serverLog) Debugf(string, ...any)  {}
-func (s *serverLog) Tracef(string, ...any)  {}
+func (s *serverLog) Noticef(format string, v ...any) {
+	if strings.Contains(format, "new stream leader") || strings.Contains(format, "metadata leader") {
+		s.log.Info(fmt.Sprintf(format, v...))
+	}
+}
+func (s *serverLog) Debugf(string, ...any) {}
+func (s *serverLog) Tracef(string, ...any) {}
 func (s *serverLog) Warnf(format string, v ...any) {
 	s.log.Warn(fmt.Sprintf(format, v...))
 }

@@ -50,7 +50,7 @@ const (
 
 func (l *Log) openIndex(events uint64) error {
 	dir := filepath.Join(l.cfg.DataDir, "idindex", l.cfg.StreamName)
-	idx, reason, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.epoch})
+	idx, reason, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.Epoch()})
 	if err != nil {
 		return fmt.Errorf("eventlog: event id index: %w", err)
 	}
@@ -83,7 +83,8 @@ func (l *Log) closeIndex() {
 }
 
 // follow keeps the index current until ctx ends, following again after each
-// failure (a lost connection, a full disk) from where the index stands.
+// failure (a lost connection, a full disk) from where the index stands, and
+// from the start of a new epoch's log.
 func (l *Log) follow(ctx context.Context) {
 	for {
 		err := l.followOnce(ctx)
@@ -92,6 +93,9 @@ func (l *Log) follow(ctx context.Context) {
 		}
 		if err == nil {
 			l.standBy(ctx)
+			continue
+		}
+		if errors.Is(err, ErrEpochChanged) {
 			continue
 		}
 		l.log.Warn("following the log for the event id index failed; retrying", "err", err, "indexed_to", l.idx.Applied())
@@ -128,16 +132,17 @@ func (l *Log) maintainIndex(ctx context.Context) {
 			continue
 		}
 		lastExpire = time.Now()
-		first, _, err := l.Bounds(ctx)
+		st, g, err := l.state(ctx)
 		if err != nil {
 			continue
 		}
+		first := st.First
 		if legacy := l.legacyLast.Load(); legacy != 0 && first > legacy && l.legacyLast.CompareAndSwap(legacy, 0) {
 			l.log.Info("the last event stored in the old subject layout has expired from the log", "last_old_layout_sequence", legacy)
 		}
 		l.fmu.Lock()
 		var n int
-		if !l.idxClosed {
+		if !l.idxClosed && l.gen.Load() == g {
 			n, err = l.idx.Expire(first)
 		}
 		l.fmu.Unlock()
@@ -150,11 +155,15 @@ func (l *Log) maintainIndex(ctx context.Context) {
 }
 
 func (l *Log) followOnce(ctx context.Context) error {
-	st, err := l.State(ctx)
+	st, g, err := l.state(ctx)
 	if err != nil {
 		return err
 	}
 	l.fmu.Lock()
+	if l.gen.Load() != g {
+		l.fmu.Unlock()
+		return epochChanged(g)
+	}
 	applied := l.idx.Applied()
 	switch {
 	case applied > st.Last:
@@ -193,7 +202,7 @@ func (l *Log) followOnce(ctx context.Context) error {
 		if fctx.Err() != nil {
 			return
 		}
-		seq, err := l.indexMsg(m)
+		seq, err := l.indexMsg(m, g)
 		if err != nil {
 			stop(err)
 			return
@@ -223,6 +232,8 @@ func (l *Log) followOnce(ctx context.Context) error {
 				return err
 			}
 			return ctx.Err()
+		case <-g.gone:
+			return epochChanged(g)
 		case <-cc.Closed():
 			return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
 		case e := <-l.tailFed:
@@ -249,6 +260,7 @@ const standbyCheckEvery = time.Second
 // (or a lookup needs it, or the hand-over overflowed), then returns, and the
 // follower reads again.
 func (l *Log) standBy(ctx context.Context) {
+	g := l.gen.Load()
 	l.standingBy.Store(true)
 	defer l.standingBy.Store(false)
 	l.log.Debug("the event id index is kept by the log's tail; its follower stands by", "indexed_to", l.idx.Applied())
@@ -262,6 +274,8 @@ func (l *Log) standBy(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-g.gone:
 			return
 		case <-l.kick:
 			// A lookup waits for the index: Tail moves it on within
@@ -312,16 +326,18 @@ func (l *Log) tailMovesIndex(ctx context.Context) bool {
 	}
 }
 
-// fedEntry is an event Tail read, handed to the follower.
+// fedEntry is an event Tail read in generation gen, handed to the
+// follower.
 type fedEntry struct {
 	seq uint64
 	id  string
+	gen *generation
 }
 
 // feedIndex hands an event read by Tail to the follower, without waiting.
-func (l *Log) feedIndex(rec *record.Record) {
+func (l *Log) feedIndex(rec *record.Record, g *generation) {
 	select {
-	case l.tailFed <- fedEntry{rec.Sequence, rec.ID}:
+	case l.tailFed <- fedEntry{rec.Sequence, rec.ID, g}:
 	default:
 		l.tailDropped.Store(true)
 	}
@@ -332,7 +348,7 @@ func (l *Log) feedIndex(rec *record.Record) {
 func (l *Log) indexFed(e fedEntry) bool {
 	l.fmu.Lock()
 	var err error
-	ok := !l.idxClosed && e.seq == l.idx.Applied()+1 && e.id != ""
+	ok := !l.idxClosed && e.gen == l.gen.Load() && e.seq == l.idx.Applied()+1 && e.id != ""
 	if ok {
 		err = l.idx.Add(e.id, e.seq)
 	}
@@ -355,9 +371,9 @@ func (l *Log) kickFollower() {
 	}
 }
 
-// indexMsg adds one message (headers only) to the index, unless Tail's
-// hand-over did first, and returns its sequence.
-func (l *Log) indexMsg(m jetstream.Msg) (seq uint64, err error) {
+// indexMsg adds one message (headers only) of generation g to the index,
+// unless Tail's hand-over did first, and returns its sequence.
+func (l *Log) indexMsg(m jetstream.Msg, g *generation) (seq uint64, err error) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return 0, fmt.Errorf("eventlog: message metadata: %w", err)
@@ -369,7 +385,8 @@ func (l *Log) indexMsg(m jetstream.Msg) (seq uint64, err error) {
 	id := m.Headers().Get(jetstream.MsgIDHeader)
 	l.fmu.Lock()
 	switch {
-	case l.idxClosed:
+	case l.idxClosed || l.gen.Load() != g:
+		// Closed, or of a stream that is gone: the follower starts over.
 	case seq <= l.idx.Applied():
 		// Already indexed (the consumer was recreated).
 	case id == "":

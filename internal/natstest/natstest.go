@@ -11,11 +11,13 @@ package natstest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -68,6 +70,20 @@ type Options struct {
 	Port int
 	// Args are added to the command line (for example "--max_payload").
 	Args []string
+	// Name is the server's name (server_name); default: nats-server's.
+	Name string
+	// Cluster, when set, makes the server a node of a cluster.
+	Cluster *Routes
+}
+
+// Routes places a server in a cluster.
+type Routes struct {
+	// Name of the cluster.
+	Name string
+	// Port on 127.0.0.1 for routes.
+	Port int
+	// Peers are the route URLs of the other nodes.
+	Peers []string
 }
 
 // Server is a nats-server process. Its methods are safe for concurrent use.
@@ -75,10 +91,11 @@ type Server struct {
 	t    testing.TB
 	opts Options
 
-	mu   sync.Mutex // protects cmd and url
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{} // closed when cmd has exited
+	mu       sync.Mutex // protects cmd, url and isolated
+	cmd      *exec.Cmd
+	url      string
+	done     chan struct{} // closed when cmd has exited
+	isolated bool          // started without its routes (see Isolate)
 }
 
 // Start starts a nats-server with JetStream and waits until it accepts
@@ -107,6 +124,9 @@ func (s *Server) URL() string {
 // StoreDir is the server's JetStream store.
 func (s *Server) StoreDir() string { return s.opts.StoreDir }
 
+// Name is the server's name (Options.Name).
+func (s *Server) Name() string { return s.opts.Name }
+
 var clientURL = regexp.MustCompile(`"(nats://[^"]+)"`)
 
 func (s *Server) start() {
@@ -118,6 +138,23 @@ func (s *Server) start() {
 		port = fmt.Sprint(s.opts.Port)
 	}
 	args := append([]string{"-js", "-sd", s.opts.StoreDir, "-a", "127.0.0.1", "-p", port, "--ports_file_dir", portsDir}, s.opts.Args...)
+	if s.opts.Name != "" {
+		args = append(args, "--server_name", s.opts.Name)
+	}
+	if c := s.opts.Cluster; c != nil {
+		// Clients know only the servers they are given (a test may pin a
+		// client to one node), not the others' addresses.
+		args = append(args, "--cluster_name", c.Name, "--no_advertise")
+		if s.isolated {
+			// Routes on a port no peer knows, to a port where nothing
+			// listens (JetStream insists on some route): cut off from the
+			// cluster while its clients still reach it.
+			args = append(args, "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", FreePort(t)),
+				"--routes", fmt.Sprintf("nats://127.0.0.1:%d", FreePort(t)))
+		} else {
+			args = append(args, "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", c.Port), "--routes", strings.Join(c.Peers, ","))
+		}
+	}
 	cmd := exec.Command(Binary(t), args...)
 	if testing.Verbose() {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -187,11 +224,43 @@ func (s *Server) signal(sig os.Signal) {
 }
 
 // Restart starts the server again, after Kill or Stop, on the same port and
-// store directory.
+// store directory (and with its routes, after Isolate).
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
+	s.mu.Lock()
+	s.isolated = false
+	s.mu.Unlock()
 	s.start()
+}
+
+// Isolate kills a node of a cluster (as kill -9) and starts it again on the
+// same client port and store, but with no route to the other nodes and its
+// own route port changed, so that they cannot reach it either: a node cut
+// off from its cluster by a partition, which its clients still reach.
+// Restart ends the partition.
+func (s *Server) Isolate() {
+	s.t.Helper()
+	if s.opts.Cluster == nil {
+		s.t.Fatal("natstest: Isolate needs a node of a cluster")
+	}
+	s.Kill()
+	s.mu.Lock()
+	s.isolated = true
+	s.mu.Unlock()
+	s.start()
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that was free a moment ago, for
+// a process that must know its port (and its peers') before it starts.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // raceEnabled reports whether this binary was built with the race

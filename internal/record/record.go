@@ -46,4 +46,9 @@ var (
 	// ErrUnavailable means the log could not be reached or did not answer in
 	// time; the operation may succeed if retried.
 	ErrUnavailable = errors.New("event log unavailable")
+	// ErrEpochChanged means the log was recreated (its store was lost, and a
+	// new log with another epoch took its place): sequences of the old epoch
+	// mean nothing in the new one. A reader following the log must start
+	// over from the new log's end, with the new epoch.
+	ErrEpochChanged = errors.New("event log recreated: its epoch changed")
 )

@@ -18,11 +18,18 @@ import (
 // bounded queue, and a subscriber whose queue is full is ended (evicted),
 // its writer woken to say so. Each event is encoded once, when the first
 // subscriber matches it, and the same bytes are queued to every subscriber.
+//
+// The hub follows one epoch of the log at a time. When the log is created
+// again (record.ErrEpochChanged), it drops every subscriber, has the service
+// end their streams (onEpochEnd), and begins again at the new log's end:
+// only subscribers of the epoch it follows may register.
 type hub struct {
-	src   Source
-	epoch string
-	log   *slog.Logger
-	obs   Observer
+	src Source
+	log *slog.Logger
+	obs Observer
+	// onEpochEnd is told the epoch the hub stopped following, once its
+	// subscribers are out of the registry; it must not block.
+	onEpochEnd func(epoch string)
 
 	// head is the sequence of the last event dispatched. It is written only
 	// by the dispatching goroutine, after the event was queued to every
@@ -31,12 +38,18 @@ type hub struct {
 	// gets exactly the events after head.
 	head atomic.Uint64
 
-	// mu protects byChannel, wildcard and count (the registry). dispatch
-	// holds it for reading; register and unregister for writing.
+	// mu protects byChannel, wildcard and count (the registry), epoch and
+	// begun. dispatch holds it for reading; register, unregister and the
+	// change of epoch for writing.
 	mu        sync.RWMutex
 	byChannel map[string][]*subscriber // subscribers listing that channel key
 	wildcard  []*subscriber            // subscribers with no channel filter
 	count     int
+	// epoch is the epoch of the log the hub follows; "" between two.
+	epoch string
+	// begun is closed, and replaced, each time the hub begins to follow
+	// an epoch.
+	begun chan struct{}
 
 	ready chan struct{} // closed once head is known
 	done  chan struct{} // closed when run returns
@@ -44,32 +57,43 @@ type hub struct {
 
 func newHub(src Source, log *slog.Logger, obs Observer) *hub {
 	return &hub{
-		src:       src,
-		epoch:     src.Epoch(),
-		log:       log.With("component", "hub"),
-		obs:       obs,
-		byChannel: make(map[string][]*subscriber),
-		ready:     make(chan struct{}),
-		done:      make(chan struct{}),
+		src:        src,
+		log:        log.With("component", "hub"),
+		obs:        obs,
+		onEpochEnd: func(string) {},
+		byChannel:  make(map[string][]*subscriber),
+		begun:      make(chan struct{}),
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 }
 
 // run tails the log from its current end and dispatches every new event
-// until ctx ends. It returns ctx's error, or the error that stopped the tail.
+// until ctx ends; when the log is created again it ends every subscriber
+// and goes on from the new log's end. It returns ctx's error, or the error
+// that stopped the tail.
 func (h *hub) run(ctx context.Context) error {
 	defer close(h.done)
-	_, last, err := h.src.Bounds(ctx)
-	if err != nil {
+	if err := h.begin(ctx, false); err != nil {
 		return err
 	}
-	h.head.Store(last)
 	close(h.ready)
 	pause := tailRetryMin
 	for {
 		began := time.Now()
-		err = h.src.Tail(ctx, h.head.Load(), h.dispatch)
+		err := h.tail(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, record.ErrEpochChanged) {
+			old := h.endEpoch()
+			h.log.Warn("the event log was created again: every stream of the old one was ended with FAILED_PRECONDITION; following the new log from its end",
+				"old_epoch", old, "err", err)
+			if err := h.begin(ctx, true); err != nil {
+				return err
+			}
+			pause = tailRetryMin
+			continue
 		}
 		// The tail survives reconnects by itself; it ends only when its
 		// consumer could not be kept. Start it again where it stopped.
@@ -85,6 +109,107 @@ func (h *hub) run(ctx context.Context) error {
 		}
 		pause = min(2*pause, tailRetryMax)
 	}
+}
+
+// tail runs the log's Tail from head. It also ends it, with
+// record.ErrEpochChanged, when the log's epoch is no longer the hub's: a Tail
+// that began after the log moved on would read the new log as if it
+// continued the old.
+//
+// The log's Tail ends by itself when the log moves on while it runs; what
+// the hub checks is that the Tail began in the hub's epoch: on each event,
+// and every epochCheckEvery while none come (a Tail that began in a new log
+// that is still short of the old one's head would deliver nothing at all).
+func (h *hub) tail(ctx context.Context) error {
+	epoch := h.epoch // written by this goroutine alone (begin, endEpoch)
+	if h.src.Epoch() != epoch {
+		return record.ErrEpochChanged
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var moved atomic.Bool
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		tick := time.NewTicker(epochCheckEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-tick.C:
+				if h.src.Epoch() != epoch && !moved.Swap(true) {
+					cancel()
+				}
+			}
+		}
+	}()
+	err := h.src.Tail(tctx, h.head.Load(), func(rec *record.Record) {
+		if !h.dispatch(rec) && !moved.Swap(true) {
+			cancel()
+		}
+	})
+	if moved.Load() && ctx.Err() == nil {
+		return record.ErrEpochChanged
+	}
+	return err
+}
+
+// epochCheckEvery is how often the hub compares the log's epoch with its
+// own while the tail delivers nothing.
+const epochCheckEvery = time.Second
+
+// begin reads the log's end and epoch, in agreement, and makes the hub
+// follow that epoch from there. Unless retry, a log that cannot be read
+// ends it; with retry it tries again until ctx ends.
+func (h *hub) begin(ctx context.Context, retry bool) error {
+	pause := tailRetryMin
+	for {
+		epoch := h.src.Epoch()
+		_, last, err := h.src.Bounds(ctx)
+		if err == nil && h.src.Epoch() == epoch {
+			h.mu.Lock()
+			h.epoch = epoch
+			h.head.Store(last)
+			close(h.begun)
+			h.begun = make(chan struct{})
+			h.mu.Unlock()
+			return nil
+		}
+		if err != nil {
+			if !retry {
+				return err
+			}
+			h.log.Warn("reading the end of the new event log failed; retrying", "in", pause, "err", err)
+		}
+		if !sleepCtx(ctx, pause) {
+			return ctx.Err()
+		}
+		pause = min(2*pause, tailRetryMax)
+	}
+}
+
+// endEpoch drops every subscriber and stops following the current epoch;
+// onEpochEnd then ends their streams. It returns the epoch that ended.
+func (h *hub) endEpoch() string {
+	h.mu.Lock()
+	old := h.epoch
+	h.epoch = ""
+	h.byChannel = make(map[string][]*subscriber)
+	h.wildcard = nil
+	h.count = 0
+	h.mu.Unlock()
+	h.onEpochEnd(old)
+	return old
+}
+
+// position returns the epoch the hub follows ("" while it moves to a new
+// one) and the last event it dispatched, and a channel closed when it next
+// begins an epoch.
+func (h *hub) position() (epoch string, head uint64, begun <-chan struct{}) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.epoch, h.head.Load(), h.begun
 }
 
 // Bounds of the pause before the tail is restarted: it grows while the log
@@ -115,11 +240,16 @@ func (h *hub) subscribers() int {
 	return h.count
 }
 
-func (h *hub) dispatch(rec *record.Record) {
+// dispatch queues rec to the subscribers it matches. It reports false, and
+// does nothing, when the log is no longer of the hub's epoch.
+func (h *hub) dispatch(rec *record.Record) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	if h.src.Epoch() != h.epoch {
+		return false
+	}
 	if rec.Sequence <= h.head.Load() {
-		return // a redelivery after the tail restarted
+		return true // a redelivery after the tail restarted
 	}
 	var m *Message
 	for _, s := range h.byChannel[rec.Key.Channel] {
@@ -129,6 +259,7 @@ func (h *hub) dispatch(rec *record.Record) {
 		m = h.offer(s, rec, m)
 	}
 	h.head.Store(rec.Sequence)
+	return true
 }
 
 func (h *hub) offer(s *subscriber, rec *record.Record, m *Message) *Message {
@@ -141,14 +272,14 @@ func (h *hub) offer(s *subscriber, rec *record.Record, m *Message) *Message {
 }
 
 // register adds s so that it receives every matching event with a sequence
-// greater than after, provided the hub has not dispatched past after yet;
-// a subscriber that has been sent nothing yet is first queued the heartbeat
-// that says it is live. It reports false (and does nothing) when the hub has
-// moved past after: the caller must first read up to Head from the log.
+// greater than after, provided the hub follows s's epoch and has not
+// dispatched past after yet; a subscriber that has been sent nothing yet is
+// first queued the heartbeat that says it is live. It reports false (and
+// does nothing) otherwise: the caller looks at the hub's position again.
 func (h *hub) register(s *subscriber, after uint64, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.head.Load() > after {
+	if s.epoch != h.epoch || h.head.Load() > after {
 		return false
 	}
 	s.after = after
@@ -164,17 +295,6 @@ func (h *hub) register(s *subscriber, after uint64, now time.Time) bool {
 	h.count++
 	s.live.Store(true)
 	return true
-}
-
-// registerNow registers s from the later of after and the hub's position.
-// It returns where s joined.
-func (h *hub) registerNow(s *subscriber, after uint64) uint64 {
-	for {
-		at := max(after, h.Head())
-		if h.register(s, at, time.Now()) {
-			return at
-		}
-	}
 }
 
 func (h *hub) unregister(s *subscriber) {

@@ -50,6 +50,9 @@ type Source interface {
 	// fn fails.
 	Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error
 	// Tail calls fn for every event after `after`, live, until ctx ends.
+	// after belongs to the epoch current when Tail is called; when the log
+	// is created again Tail returns an error wrapping
+	// record.ErrEpochChanged, having passed nothing of the new log to fn.
 	Tail(ctx context.Context, after uint64, fn func(*record.Record)) error
 	// SequenceAt returns the first sequence stored at or after t (last+1 if
 	// none).
@@ -228,11 +231,33 @@ type Service struct {
 // read the log's position, new streams wait.
 func New(src Source, opts Options) *Service {
 	opts.fillDefaults()
-	return &Service{
+	s := &Service{
 		src: src, hub: newHub(src, opts.Logger, opts.Observer), opts: opts,
 		log: opts.Logger.With("component", "stream"), obs: opts.Observer,
 		subs: make(map[*subscriber]struct{}), perClient: make(map[string]int),
 		drained: make(chan struct{}),
+	}
+	s.hub.onEpochEnd = s.endEpoch
+	return s
+}
+
+// endEpoch ends every stream of epoch, live or replaying, with
+// FAILED_PRECONDITION and its position in that epoch: the log was created
+// again. It never blocks.
+func (s *Service) endEpoch(epoch string) {
+	s.mu.Lock()
+	var subs []*subscriber
+	for sub := range s.subs {
+		if sub.epoch == epoch {
+			subs = append(subs, sub)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.stop(endEpochChanged)
+	}
+	if len(subs) > 0 {
+		s.log.Warn("streams ended: the event log was created again", "streams", len(subs), "old_epoch", epoch)
 	}
 }
 
@@ -392,13 +417,14 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		return toStatus(ctx.Err())
 	}
 	var st start
-	onOwnStack(func() { st, err = s.resolveStart(ctx, req) })
+	epoch := s.src.Epoch()
+	onOwnStack(func() { st, err = s.resolveStart(ctx, req, epoch) })
 	if err != nil {
 		return err
 	}
 
-	sub := newSubscriber(f, client, s.opts.BufferSize)
-	c := cursor{epoch: s.src.Epoch(), last: st.next - 1}
+	sub := newSubscriber(f, client, epoch, s.opts.BufferSize)
+	c := cursor{epoch: epoch, last: st.next - 1}
 	if st.now {
 		// From the log's end, not the hub's position, which may lag by an
 		// event or two: "now" excludes whatever was stored before the call.
@@ -408,6 +434,11 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 			return toStatus(err)
 		}
 		c.last = last
+	}
+	if s.src.Epoch() != epoch {
+		// The log was created again while the start was resolved: its
+		// positions may be of either log.
+		return status.Error(codes.Unavailable, "the event log was created again while the stream started; retry the request")
 	}
 	switch sk := sink.(type) {
 	case *grpcSink:
@@ -440,7 +471,9 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 	}()
 	switch {
 	case st.now:
-		c.last = s.hub.registerNow(sub, c.last)
+		if at, ok := s.registerNow(ctx, sub, c.last); ok {
+			c.last = at
+		}
 	default:
 		if st.gap != nil {
 			sub.push(gapMessage(st.gap, c.epoch))
@@ -448,6 +481,43 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		stopReplay = s.startReplay(ctx, &replay, sub, c)
 	}
 	return s.deliver(ctx, sub, sink, &c)
+}
+
+// registerNow registers sub with the hub from the later of after and the
+// hub's position, and returns where it joined. It reports false when the
+// stream ended first (its epoch is gone: see awaitEpoch).
+func (s *Service) registerNow(ctx context.Context, sub *subscriber, after uint64) (uint64, bool) {
+	for {
+		epoch, head, begun := s.hub.position()
+		if epoch != sub.epoch {
+			if !s.awaitEpoch(ctx, sub, begun) {
+				return 0, false
+			}
+			continue
+		}
+		at := max(after, head)
+		if s.hub.register(sub, at, time.Now()) {
+			return at, true
+		}
+	}
+}
+
+// awaitEpoch deals with a stream whose epoch is not the one the hub
+// follows. If the log has moved on from it, the stream ends with
+// FAILED_PRECONDITION; otherwise the hub has yet to move to the new log, and
+// awaitEpoch waits for it. It reports whether the stream goes on.
+func (s *Service) awaitEpoch(ctx context.Context, sub *subscriber, begun <-chan struct{}) bool {
+	if sub.epoch != s.src.Epoch() {
+		sub.stop(endEpochChanged)
+		return false
+	}
+	select {
+	case <-begun:
+		return true
+	case <-sub.done:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // cursor is the resume position of a stream: the last sequence its client
@@ -570,7 +640,7 @@ func ended(e *ending, c *cursor) error {
 // what stops it.
 func (s *Service) startReplay(ctx context.Context, wg *sync.WaitGroup, sub *subscriber, c cursor) context.CancelFunc {
 	ctx, cancel := context.WithCancel(ctx)
-	wg.Go(func() { s.replay(ctx, sub, c.last, c.epoch) })
+	wg.Go(func() { s.replay(ctx, sub, c.last) })
 	return cancel
 }
 
@@ -583,15 +653,24 @@ const replayQueue = 128
 // into its queue, as fast as the writer drains it, up to the hub's
 // position; then it registers sub with the hub right after the last event it
 // read, repeating until the hub has not moved on meanwhile. It ends the
-// stream if the log fails.
-func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64, epoch string) {
+// stream if the log fails, or is created again.
+func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64) {
 	limit := min(replayQueue, s.opts.BufferSize)
 	for {
-		head := s.hub.Head()
+		epoch, head, begun := s.hub.position()
+		if epoch != sub.epoch {
+			if !s.awaitEpoch(ctx, sub, begun) {
+				return
+			}
+			continue
+		}
 		if head > after {
 			err := s.src.Read(ctx, &sub.filter, after+1, head, func(rec *record.Record) error {
 				if !sub.waitRoom(limit) {
 					return errStreamEnded
+				}
+				if s.src.Epoch() != epoch {
+					return record.ErrEpochChanged
 				}
 				sub.push(eventMessage(rec, epoch))
 				sub.scanned.Store(rec.Sequence)
@@ -599,6 +678,9 @@ func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64, epo
 			})
 			switch {
 			case errors.Is(err, errStreamEnded) || ctx.Err() != nil:
+				return
+			case errors.Is(err, record.ErrEpochChanged):
+				sub.stop(endEpochChanged)
 				return
 			case err != nil:
 				s.log.Warn("replay failed; ending the stream", "client", sub.client.Name, "err", err)
@@ -728,6 +810,8 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, "no such event (it may have expired from the log)")
 	case errors.Is(err, record.ErrUnavailable):
 		return status.Error(codes.Unavailable, "the event log is unavailable; retry later")
+	case errors.Is(err, record.ErrEpochChanged):
+		return status.Error(codes.Unavailable, "the event log was created again during the request; retry it")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):

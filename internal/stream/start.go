@@ -17,8 +17,9 @@ type start struct {
 	requested string // for logs
 }
 
-// resolveStart validates the start options of req against the log.
-func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRequest) (start, error) {
+// resolveStart validates the start options of req against the log of
+// epoch.
+func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRequest, epoch string) (start, error) {
 	set := 0
 	if req.AfterSequence != nil {
 		set++
@@ -60,12 +61,12 @@ func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRe
 	gap := func(reason string) start {
 		return start{next: first, requested: "after_sequence", gap: &eventsv1.Gap{Reason: reason, RequestedAfterSequence: after, FirstSequence: first}}
 	}
-	if ep := req.GetEpoch(); ep != "" && ep != s.src.Epoch() {
+	if ep := req.GetEpoch(); ep != "" && ep != epoch {
 		if req.GetAllowGap() {
 			return gap("epoch_mismatch"), nil
 		}
 		return start{}, status.Errorf(codes.FailedPrecondition,
-			"the cursor is from epoch %q but the log is now epoch %q (it was recreated): resume with from_earliest, or set allow_gap", ep, s.src.Epoch())
+			"the cursor is from epoch %q but the log is now epoch %q (it was recreated): resume with from_earliest, or set allow_gap", ep, epoch)
 	}
 	if after > last {
 		return start{}, status.Errorf(codes.InvalidArgument, "after_sequence %d is past the end of the log (last sequence %d)", after, last)

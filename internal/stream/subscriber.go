@@ -20,6 +20,9 @@ import (
 type subscriber struct {
 	filter filter.Filter
 	client Client
+	// epoch is the log's epoch the stream's positions belong to; set
+	// before the stream starts, never changed.
+	epoch string
 	// after: the hub offers only events with a greater sequence. Written by
 	// register under the hub's write lock, read by dispatch under its read
 	// lock.
@@ -53,9 +56,9 @@ type subscriber struct {
 	scanned atomic.Uint64
 }
 
-func newSubscriber(f filter.Filter, c Client, max int) *subscriber {
+func newSubscriber(f filter.Filter, c Client, epoch string, max int) *subscriber {
 	return &subscriber{
-		filter: f, client: c, max: max,
+		filter: f, client: c, epoch: epoch, max: max,
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -78,6 +81,11 @@ var (
 	// reason (the client left, the transport failed).
 	endClosed   = &ending{code: codes.Canceled, reason: "closed", msg: "the stream was closed"}
 	endNarrowed = &ending{code: codes.PermissionDenied, reason: "rights_narrowed", msg: "this client's rights were narrowed; open the stream again to have them applied"}
+	// endEpochChanged: the log was created again, and the stream's
+	// position belongs to the old one, as a cursor of a recreated log does.
+	endEpochChanged = &ending{code: codes.FailedPrecondition, reason: "epoch_changed",
+		msg: "the event log was created again (its store was lost) and this stream's position belongs to the old log: " +
+			"open a stream with from_earliest, or resume with allow_gap to be told what was missed"}
 )
 
 // overflowed ends a subscriber that fell more than max events behind.

@@ -217,6 +217,21 @@ func (x *Index) reset() error {
 	return x.Sync()
 }
 
+// Reset empties the index and gives it the identity id: the log it indexed
+// is gone and another took its place (a new epoch). Lookups may run
+// meanwhile; they find nothing of the old log once Reset returns. Only the
+// goroutine that adds may call it.
+func (x *Index) Reset(id Identity) error {
+	x.pmu.Lock()
+	x.pending = make(map[uint64]uint64)
+	x.pendList = nil
+	x.pmu.Unlock()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.id = id
+	return x.reset()
+}
+
 // removeStrays deletes segment files the state does not list (left by a
 // crash between creating or expiring a segment and writing the state).
 func (x *Index) removeStrays() {
