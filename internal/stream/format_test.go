@@ -20,19 +20,21 @@ var countingFormat = stream.NewFormat(func(m *stream.Message) ([]byte, error) {
 	return []byte{byte(m.Cursor())}, nil
 })
 
-// formatSink encodes every message it is given in countingFormat and hands
-// the events' sequences to a channel.
+// formatSink encodes every event it is given in countingFormat and hands
+// their sequences to a channel.
 type formatSink struct{ events chan uint64 }
 
 func (f formatSink) Send(msgs []*stream.Message) (int, error) {
 	for _, m := range msgs {
+		// Heartbeats are each stream's own: only events are shared.
+		if m.Kind() != stream.KindEvent {
+			continue
+		}
 		b, err := m.Encode(countingFormat)
 		if err != nil {
 			return 0, err
 		}
-		if m.Kind() == stream.KindEvent {
-			f.events <- uint64(b[0])
-		}
+		f.events <- uint64(b[0])
 	}
 	return len(msgs), nil
 }
