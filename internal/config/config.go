@@ -147,7 +147,8 @@ type Stream struct {
 	// Default 15 s.
 	Heartbeat time.Duration
 	// MaxStreams bounds the concurrent streams of the process (gRPC and
-	// REST). Default 20000; 0: no bound.
+	// REST). Default 16000, which with the descriptors the rest of the
+	// process needs fits a common open-file limit of 20000; 0: no bound.
 	MaxStreams int
 	// MaxStreamsPerClient bounds the concurrent streams of one client of the
 	// auth file. Default 1000; 0: no bound.
@@ -270,7 +271,7 @@ func Default() Config {
 		Stream: Stream{
 			BufferSize:          1024,
 			Heartbeat:           15 * time.Second,
-			MaxStreams:          20000,
+			MaxStreams:          16000,
 			MaxStreamsPerClient: 1000,
 		},
 		Auth: Auth{
