@@ -153,7 +153,7 @@ func (s *httpSink) refuse(err error) {
 // the HTTP status of the code, and the one line {"error": Status}.
 func refuse(w http.ResponseWriter, err error) {
 	st := status.Convert(err)
-	b, merr := marshaler.Marshal(map[string]proto.Message{"error": st.Proto()})
+	b, merr := errorLine(st)
 	if merr != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -161,7 +161,17 @@ func refuse(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", marshaler.ContentType(nil))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
-	w.Write(append(b, '\n'))
+	w.Write(b)
+}
+
+// errorLine is the line {"error": Status} with which grpc-gateway ends a
+// stream that failed, before or after its first message.
+func errorLine(st *status.Status) ([]byte, error) {
+	b, err := marshaler.Marshal(map[string]proto.Message{"error": st.Proto()})
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 // fail answers a request that cannot be parsed as grpc-gateway answers a
@@ -280,11 +290,7 @@ func (s *httpSink) encodeError(err error) ([]byte, error) {
 	if s.format == sseFormat {
 		return sseError(st)
 	}
-	b, merr := marshaler.Marshal(map[string]proto.Message{"error": st.Proto()})
-	if merr != nil {
-		return nil, merr
-	}
-	return append(b, '\n'), nil
+	return errorLine(st)
 }
 
 // encodeNDJSON writes a message as grpc-gateway's stream forwarding does.
