@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -305,40 +306,12 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", a.metrics.Handler(logger))
 		// The TLS config is a copy: a server sets HTTP/2 up in its own.
-		a.metricsServer = &http.Server{
-			Handler:           writeDeadlines(metricsMux, cfg.HTTP.WriteTimeout),
-			TLSConfig:         httpTLS.Clone(),
-			ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-			ReadTimeout:       cfg.HTTP.ReadTimeout,
-			IdleTimeout:       cfg.HTTP.IdleTimeout,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		}
-		a.goServe("metrics", func() error {
-			if httpTLS != nil {
-				return a.metricsServer.ServeTLS(a.metricsLn, "", "")
-			}
-			return a.metricsServer.Serve(a.metricsLn)
-		})
+		a.metricsServer = a.serveHTTP("metrics", a.metricsLn, metricsMux, httpTLS.Clone())
 	}
 	if cfg.UI {
 		ui.Register(mux)
 	}
-	// No WriteTimeout: it bounds a whole response and would cut REST
-	// streams; writeDeadlines bounds each write instead.
-	a.httpServer = &http.Server{
-		Handler:           writeDeadlines(gateway.CheckParameters(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux)), cfg.HTTP.WriteTimeout),
-		TLSConfig:         httpTLS,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		IdleTimeout:       cfg.HTTP.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	a.goServe("http", func() error {
-		if httpTLS != nil {
-			return a.httpServer.ServeTLS(a.httpLn, "", "")
-		}
-		return a.httpServer.Serve(a.httpLn)
-	})
+	a.httpServer = a.serveHTTP("http", a.httpLn, gateway.CheckParameters(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux)), httpTLS)
 
 	// Ready once the first check passes; then checked again every
 	// ReadinessInterval, so that losing NATS shows and so does its return.
@@ -484,6 +457,28 @@ func (a *App) shutdown(ctx context.Context) error {
 	a.closeAll()
 	a.log.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// serveHTTP serves h on ln (over TLS when tlsConfig is set) with the
+// configured HTTP bounds, and returns the server. No WriteTimeout: it bounds
+// a whole response and would cut REST streams; writeDeadlines bounds each
+// write instead.
+func (a *App) serveHTTP(name string, ln net.Listener, h http.Handler, tlsConfig *tls.Config) *http.Server {
+	srv := &http.Server{
+		Handler:           writeDeadlines(h, a.cfg.HTTP.WriteTimeout),
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: a.cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.HTTP.ReadTimeout,
+		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	a.goServe(name, func() error {
+		if tlsConfig != nil {
+			return srv.ServeTLS(ln, "", "")
+		}
+		return srv.Serve(ln)
+	})
+	return srv
 }
 
 // shutdownGrace is how long a shutdown waits for clients that have stopped
