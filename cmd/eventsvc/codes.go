@@ -17,29 +17,27 @@ import (
 // parseProvider returns the provider s names and its Sociocs code ("" for
 // PROVIDER_UNKNOWN, which has none).
 func parseProvider(s string) (eventsv1.Provider, string, error) {
-	if p, ok := sociocs.Providers.ByCode(strings.ToLower(s)); ok {
-		return p, strings.ToLower(s), nil
-	}
-	v, ok := enumValue(s, "PROVIDER_", eventsv1.Provider_value)
-	if !ok {
-		return 0, "", fmt.Errorf("unknown provider %q: want one of %s, or an enum name (PROVIDER_TWILIO_SMS)", s, strings.Join(sociocs.Providers.Codes(), ", "))
-	}
-	p := eventsv1.Provider(v)
-	return p, sociocs.Providers.Code(p), nil
+	return parseCode(s, "provider", "PROVIDER_", "PROVIDER_TWILIO_SMS", sociocs.Providers, eventsv1.Provider_value)
 }
 
 // parseStatus returns the status s names and its Sociocs string ("" for
 // STATUS_UNKNOWN).
 func parseStatus(s string) (eventsv1.Status, string, error) {
-	if st, ok := sociocs.Statuses.ByCode(strings.ToLower(s)); ok {
-		return st, strings.ToLower(s), nil
+	return parseCode(s, "status", "STATUS_", "STATUS_DELIVERED", sociocs.Statuses, eventsv1.Status_value)
+}
+
+// parseCode returns the value s names in table, by its Sociocs code or by
+// its enum name (see enumValue), and that value's Sociocs code. kind and
+// example name the field and one enum name in the error.
+func parseCode[E ~int32](s, kind, prefix, example string, table *sociocs.Table[E], values map[string]int32) (E, string, error) {
+	if e, ok := table.ByCode(strings.ToLower(s)); ok {
+		return e, strings.ToLower(s), nil
 	}
-	v, ok := enumValue(s, "STATUS_", eventsv1.Status_value)
+	v, ok := enumValue(s, prefix, values)
 	if !ok {
-		return 0, "", fmt.Errorf("unknown status %q: want one of %s, or an enum name (STATUS_DELIVERED)", s, strings.Join(sociocs.Statuses.Codes(), ", "))
+		return 0, "", fmt.Errorf("unknown %s %q: want one of %s, or an enum name (%s)", kind, s, strings.Join(table.Codes(), ", "), example)
 	}
-	st := eventsv1.Status(v)
-	return st, sociocs.Statuses.Code(st), nil
+	return E(v), table.Code(E(v)), nil
 }
 
 // parseType returns the event type s names (message, status_update,
