@@ -553,12 +553,12 @@ func (s *Service) deliver(ctx context.Context, sub *subscriber, sink Sink, c *cu
 		}
 		batch = sub.take(batch)
 		if len(batch) > 0 {
-			err := s.send(sub, sink, batch, c)
+			sent, err := s.send(sub, sink, batch, c)
 			clear(batch)
 			if err != nil {
 				return s.sendFailed(sub, err, c)
 			}
-			lastSend = time.Now()
+			lastSend = sent
 			continue
 		}
 		if beatDue.Load() {
@@ -594,8 +594,10 @@ func (s *Service) quietUpTo(sub *subscriber) (uint64, bool) {
 	return head, sub.pending() == 0
 }
 
-// send hands batch to sink and moves the cursor past what was sent.
-func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) error {
+// send hands batch to sink, moves the cursor past what was sent, and
+// returns when the sink returned: one clock read serves the delivery waits
+// and the writer's idle timer.
+func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) (time.Time, error) {
 	s.obs.QueueDepth(len(batch))
 	n, err := sink.Send(batch)
 	now := time.Now()
@@ -610,7 +612,7 @@ func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) 
 		}
 	}
 	s.obs.EventsDelivered(events)
-	return err
+	return now, err
 }
 
 // sendFailed returns the status of a stream whose sink failed.
