@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventsvc/eventsvc/internal/natstest"
 )
 
 // TestMakeRunStopsWithMakesPID: `make run` in the background, then a
@@ -31,7 +33,7 @@ func TestMakeRunStopsWithMakesPID(t *testing.T) {
 	cmd := exec.Command("make", "--no-print-directory", "-C", filepath.Join("..", ".."), "run", "BIN="+bin, args)
 	goflags, _ := exec.Command("go", "env", "GOFLAGS").Output()
 	env := strings.TrimSpace(string(goflags))
-	if raceEnabled() {
+	if natstest.RaceEnabled() {
 		env += " -race"
 	}
 	cmd.Env = append(os.Environ(), "GOFLAGS="+env)

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +31,7 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
+	"github.com/eventsvc/eventsvc/internal/natstest"
 	"github.com/eventsvc/eventsvc/internal/stream"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
@@ -65,7 +65,7 @@ func binary(t *testing.T) string {
 		}
 		binPath = filepath.Join(binDir, "eventsvc")
 		args := []string{"build", "-o", binPath}
-		if raceEnabled() {
+		if natstest.RaceEnabled() {
 			args = append(args, "-race")
 		}
 		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
@@ -77,19 +77,6 @@ func binary(t *testing.T) string {
 		t.Fatalf("building eventsvc: %v", binErr)
 	}
 	return binPath
-}
-
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }
 
 // process is a running eventsvc.

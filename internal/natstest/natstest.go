@@ -47,7 +47,7 @@ func Binary(t testing.TB) string {
 		// embedded server is the same code) rather than compiling them all
 		// again.
 		args := []string{"build", "-o", binPath}
-		if raceEnabled() {
+		if RaceEnabled() {
 			args = append(args, "-race")
 		}
 		out, err := exec.Command("go", append(args, "github.com/nats-io/nats-server/v2")...).CombinedOutput()
@@ -263,9 +263,9 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// raceEnabled reports whether this binary was built with the race
-// detector.
-func raceEnabled() bool {
+// RaceEnabled reports whether this binary was built with the race
+// detector: a test that builds a program to run builds it the same way.
+func RaceEnabled() bool {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return false
