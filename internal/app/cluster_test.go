@@ -2,16 +2,13 @@ package app_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,36 +18,8 @@ import (
 	"github.com/eventsvc/eventsvc/internal/app"
 	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/natstest"
+	"github.com/eventsvc/eventsvc/internal/testpki"
 )
-
-// issueNode returns the PEM files of a certificate for a node of the
-// embedded cluster: 127.0.0.1, for routes it accepts and routes it makes.
-func (p *pki) issueNode(t *testing.T, name string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", keyDER)
-}
 
 // TestEmbeddedClusterWithTLSRoutes runs three apps whose embedded servers
 // form one JetStream cluster over mutual-TLS routes, with the stream at
@@ -61,7 +30,7 @@ func TestEmbeddedClusterWithTLSRoutes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster of three embedded servers")
 	}
-	p := newPKI(t)
+	p := testpki.New(t)
 	const n = 3
 	ports := make([]int, n)
 	var routes []string
@@ -72,11 +41,11 @@ func TestEmbeddedClusterWithTLSRoutes(t *testing.T) {
 	cfgs := make([]config.Config, n)
 	for i := range cfgs {
 		cfg := testConfig(t)
-		cert, key := p.issueNode(t, fmt.Sprintf("node%d", i+1))
+		_, cert, key := p.Issue(t, fmt.Sprintf("node%d", i+1), pkix.Name{CommonName: fmt.Sprintf("node%d", i+1)}, testpki.Server|testpki.Client)
 		cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
 		cfg.Log.Replicas = 3
 		// Every node is given the same list, its own route included.
-		cfg.Log.Cluster = config.Cluster{Name: "test", Listen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Peers: routes, CAFile: p.dir + "/ca.pem"}
+		cfg.Log.Cluster = config.Cluster{Name: "test", Listen: fmt.Sprintf("127.0.0.1:%d", ports[i]), Peers: routes, CAFile: p.CAFile}
 		cfgs[i] = cfg
 	}
 	// Each start waits for the cluster, which needs the others: together.
@@ -99,7 +68,7 @@ func TestEmbeddedClusterWithTLSRoutes(t *testing.T) {
 			t.Fatalf("node %d: %v", i+1, errs[i])
 		}
 	}
-	tlsCfg := p.clientTLS()
+	tlsCfg := p.ClientTLS()
 	clients := make([]eventsv1.EventServiceClient, n)
 	for i, a := range apps {
 		clients[i] = tlsClient(t, a.GRPCAddr(), tlsCfg)
@@ -143,10 +112,13 @@ func TestEmbeddedClusterWithTLSRoutes(t *testing.T) {
 // certificate, stops start-up before anything is opened, naming the
 // setting.
 func TestClusterCAIsCheckedFirst(t *testing.T) {
-	p := newPKI(t)
-	cert, key := p.issueNode(t, "node")
-	notPEM := p.write(t, "not.pem", "NOTHING", nil)
-	for _, ca := range []string{p.dir + "/missing.pem", notPEM} {
+	p := testpki.New(t)
+	_, cert, key := p.Issue(t, "node", pkix.Name{CommonName: "node"}, testpki.Server|testpki.Client)
+	notPEM := filepath.Join(p.Dir, "not.pem")
+	if err := os.WriteFile(notPEM, pem.EncodeToMemory(&pem.Block{Type: "NOTHING"}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ca := range []string{p.Dir + "/missing.pem", notPEM} {
 		cfg := testConfig(t)
 		cfg.TLS = config.TLS{CertFile: cert, KeyFile: key}
 		cfg.Log.Cluster = config.Cluster{Name: "test", Listen: "127.0.0.1:6222", Peers: []string{"nats://127.0.0.1:6223"}, CAFile: ca}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/eventsvc/eventsvc/internal/testpki"
 )
 
 // TestMetricsOnTheirOwnPort: with MetricsAddr set, /metrics is served there
@@ -74,13 +76,13 @@ func TestMetricsOnTheHTTPPortByDefault(t *testing.T) {
 
 // TestMetricsPortSpeaksTLS: with TLS on, the metrics port speaks it too.
 func TestMetricsPortSpeaksTLS(t *testing.T) {
-	p := newPKI(t)
-	_, certPath, keyPath := p.issue(t, "server", pkix.Name{CommonName: "eventsvc"}, true)
+	p := testpki.New(t)
+	_, certPath, keyPath := p.Issue(t, "server", pkix.Name{CommonName: "eventsvc"}, testpki.Server)
 	cfg := testConfig(t)
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = certPath, keyPath
 	cfg.MetricsAddr = "127.0.0.1:0"
 	s := start(t, cfg)
-	if code, body := restJSON(t, httpsClient(p.clientTLS()), http.MethodGet, "https://"+s.app.MetricsAddr()+"/metrics", "", nil); code != http.StatusOK || !strings.Contains(string(body), "eventsvc_") {
+	if code, body := restJSON(t, httpsClient(p.ClientTLS()), http.MethodGet, "https://"+s.app.MetricsAddr()+"/metrics", "", nil); code != http.StatusOK || !strings.Contains(string(body), "eventsvc_") {
 		t.Fatalf("GET /metrics over HTTPS: %d %.200s", code, body)
 	}
 	if code, _ := restJSON(t, http.DefaultClient, http.MethodGet, "http://"+s.app.MetricsAddr()+"/metrics", "", nil); code != http.StatusBadRequest {

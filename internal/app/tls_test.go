@@ -1,16 +1,9 @@
 package app_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,94 +19,8 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
+	"github.com/eventsvc/eventsvc/internal/testpki"
 )
-
-// pki is a throw-away CA with a server certificate for 127.0.0.1 and client
-// certificates, written as PEM files.
-type pki struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caPool *x509.CertPool
-	serial int64
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "eventsvc test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &pki{dir: t.TempDir(), ca: ca, caKey: key, caPool: x509.NewCertPool(), serial: 1}
-	p.caPool.AddCert(ca)
-	p.write(t, "ca.pem", "CERTIFICATE", der)
-	return p
-}
-
-func (p *pki) write(t *testing.T, name, kind string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// issue returns a certificate signed by the CA and writes it (and its key)
-// as name.pem and name-key.pem.
-func (p *pki) issue(t *testing.T, name string, subject pkix.Name, server bool) (tls.Certificate, string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial),
-		Subject:      subject,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath := p.write(t, name+".pem", "CERTIFICATE", der)
-	keyPath := p.write(t, name+"-key.pem", "EC PRIVATE KEY", keyDER)
-	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, certPath, keyPath
-}
-
-func (p *pki) clientTLS(certs ...tls.Certificate) *tls.Config {
-	return &tls.Config{RootCAs: p.caPool, Certificates: certs, MinVersion: tls.VersionTLS12}
-}
 
 func tlsClient(t *testing.T, addr string, cfg *tls.Config) eventsv1.EventServiceClient {
 	t.Helper()
@@ -130,18 +37,18 @@ func httpsClient(cfg *tls.Config) *http.Client {
 }
 
 func TestTLS(t *testing.T) {
-	p := newPKI(t)
-	_, certPath, keyPath := p.issue(t, "server", pkix.Name{CommonName: "eventsvc"}, true)
+	p := testpki.New(t)
+	_, certPath, keyPath := p.Issue(t, "server", pkix.Name{CommonName: "eventsvc"}, testpki.Server)
 	cfg := testConfig(t)
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = certPath, keyPath
 	s := start(t, cfg)
 	base := "https://" + s.app.HTTPAddr()
-	hc := httpsClient(p.clientTLS())
+	hc := httpsClient(p.ClientTLS())
 
 	if code, body := restJSON(t, hc, http.MethodPost, base+"/webhooks/sociocs", "", sample(t, "message_twlo.json")); code != http.StatusOK {
 		t.Fatalf("webhook over HTTPS: %d %s", code, body)
 	}
-	resp, err := tlsClient(t, s.app.GRPCAddr(), p.clientTLS()).ListEvents(ctxT(t), &eventsv1.ListEventsRequest{})
+	resp, err := tlsClient(t, s.app.GRPCAddr(), p.ClientTLS()).ListEvents(ctxT(t), &eventsv1.ListEventsRequest{})
 	if err != nil || len(resp.GetEvents()) != 1 {
 		t.Fatalf("ListEvents over TLS: %v, %v", resp, err)
 	}
@@ -167,13 +74,13 @@ func TestTLS(t *testing.T) {
 // does not (webhooks come without one), and the gateway cannot be fooled by
 // a header that claims a subject.
 func TestMutualTLS(t *testing.T) {
-	p := newPKI(t)
-	_, certPath, keyPath := p.issue(t, "server", pkix.Name{CommonName: "eventsvc"}, true)
-	reader, _, _ := p.issue(t, "reader", pkix.Name{CommonName: "reader", Organization: []string{"Example"}}, false)
-	stranger, _, _ := p.issue(t, "stranger", pkix.Name{CommonName: "stranger"}, false)
+	p := testpki.New(t)
+	_, certPath, keyPath := p.Issue(t, "server", pkix.Name{CommonName: "eventsvc"}, testpki.Server)
+	reader, _, _ := p.Issue(t, "reader", pkix.Name{CommonName: "reader", Organization: []string{"Example"}}, testpki.Client)
+	stranger, _, _ := p.Issue(t, "stranger", pkix.Name{CommonName: "stranger"}, testpki.Client)
 
 	cfg := testConfig(t)
-	cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile = certPath, keyPath, filepath.Join(p.dir, "ca.pem")
+	cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile = certPath, keyPath, p.CAFile
 	cfg.Auth.File = filepath.Join(t.TempDir(), "auth.yaml")
 	authYAML := fmt.Sprintf(`clients:
   - name: reader
@@ -189,7 +96,7 @@ func TestMutualTLS(t *testing.T) {
 	base := "https://" + s.app.HTTPAddr()
 
 	// Webhooks need no client certificate.
-	anon := httpsClient(p.clientTLS())
+	anon := httpsClient(p.ClientTLS())
 	for _, w := range webhooks[:2] {
 		if code, body := restJSON(t, anon, http.MethodPost, base+w.path, "", sample(t, w.file)); code != http.StatusOK {
 			t.Fatalf("webhook %s: %d %s", w.file, code, body)
@@ -197,7 +104,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	// gRPC: the certificate is the credential, narrowed to messages.
-	resp, err := tlsClient(t, s.app.GRPCAddr(), p.clientTLS(reader)).ListEvents(ctxT(t), &eventsv1.ListEventsRequest{})
+	resp, err := tlsClient(t, s.app.GRPCAddr(), p.ClientTLS(reader)).ListEvents(ctxT(t), &eventsv1.ListEventsRequest{})
 	if err != nil {
 		t.Fatalf("ListEvents with the reader's certificate: %v", err)
 	}
@@ -205,16 +112,16 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("reader sees %v, want [1] (messages only)", got)
 	}
 	// A certificate of the CA that no client has: unauthenticated.
-	if _, err := tlsClient(t, s.app.GRPCAddr(), p.clientTLS(stranger)).ListEvents(ctxT(t), &eventsv1.ListEventsRequest{}); status.Code(err) != codes.Unauthenticated {
+	if _, err := tlsClient(t, s.app.GRPCAddr(), p.ClientTLS(stranger)).ListEvents(ctxT(t), &eventsv1.ListEventsRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("stranger's certificate: %v, want Unauthenticated", err)
 	}
 	// No certificate: the handshake fails.
-	if _, err := tlsClient(t, s.app.GRPCAddr(), p.clientTLS()).ListEvents(withToken(ctxT(t), "tok-admin"), &eventsv1.ListEventsRequest{}); status.Code(err) != codes.Unavailable {
+	if _, err := tlsClient(t, s.app.GRPCAddr(), p.ClientTLS()).ListEvents(withToken(ctxT(t), "tok-admin"), &eventsv1.ListEventsRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("gRPC without a client certificate: %v, want Unavailable", err)
 	}
 
 	// REST: the gateway forwards the verified subject.
-	code, body := restJSON(t, httpsClient(p.clientTLS(reader)), http.MethodGet, base+"/v1/events", "", nil)
+	code, body := restJSON(t, httpsClient(p.ClientTLS(reader)), http.MethodGet, base+"/v1/events", "", nil)
 	if code != http.StatusOK {
 		t.Fatalf("REST with the reader's certificate: %d %s", code, body)
 	}
