@@ -40,7 +40,7 @@ func newGeneration(info *jetstream.StreamInfo) *generation {
 // (a new epoch); one created later than the current generation's is a new
 // epoch too (another process created it again).
 func (l *Log) info(ctx context.Context) (*jetstream.StreamInfo, *generation, error) {
-	info, err := l.stream.Info(ctx)
+	info, err := l.stream().Info(ctx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return l.recreate(ctx)
 	}
@@ -66,7 +66,7 @@ func (l *Log) info(ctx context.Context) (*jetstream.StreamInfo, *generation, err
 func (l *Log) recreate(ctx context.Context) (*jetstream.StreamInfo, *generation, error) {
 	l.genMu.Lock()
 	defer l.genMu.Unlock()
-	stream, err := l.js.CreateOrUpdateStream(ctx, l.streamConfig())
+	stream, err := l.js().CreateOrUpdateStream(ctx, l.streamConfig())
 	if err != nil {
 		return nil, nil, unavailable(fmt.Sprintf("the stream %s is gone; creating it again", l.cfg.StreamName), err)
 	}

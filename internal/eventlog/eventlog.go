@@ -63,7 +63,8 @@ var (
 	// ran: the sequences it was given belong to the old epoch. It is
 	// record.ErrEpochChanged.
 	ErrEpochChanged = record.ErrEpochChanged
-	// ErrInvalidEvent means an event cannot be stored (no id).
+	// ErrInvalidEvent means an event cannot be stored as it is (no id, or a
+	// subject longer than MaxSubjectLen); retrying will not help.
 	ErrInvalidEvent = errors.New("eventlog: invalid event")
 	// ErrTooLarge means an event is larger than the NATS server accepts
 	// (its max_payload); retrying will not help.
@@ -181,12 +182,21 @@ func (c *Config) fillDefaults() {
 
 // Log is the event log: a JetStream stream and the connection to it.
 type Log struct {
-	cfg    Config
-	ns     *server.Server // nil when using an external server
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream // by name: the same handle serves a recreated stream
-	log    *slog.Logger
+	cfg Config
+	ns  *server.Server // nil when using an external server
+	log *slog.Logger
+
+	// conn is the current connection (see conn.go); dialOpts are what
+	// connecting needs beyond the URL (the embedded server, its token).
+	conn     atomic.Pointer[conn]
+	dialOpts []nats.Option
+	// connMu orders swapping in a new connection against Close; closed
+	// says Close began, closing is closed then too, and reopening counts
+	// the goroutines opening a new connection.
+	connMu    sync.Mutex
+	closed    bool
+	closing   chan struct{}
+	reopening sync.WaitGroup
 
 	// gen is the current epoch; genMu serializes its changes (and the
 	// recreation of a lost stream).
@@ -227,56 +237,44 @@ type Log struct {
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.fillDefaults()
 	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"), expectStream: []string{cfg.StreamName},
-		tailFed: make(chan fedEntry, tailFedLen), kick: make(chan struct{}, 1)}
-	opts := []nats.Option{
-		nats.Name("eventsvc"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: we closed the connection
-				l.log.Warn("disconnected from NATS", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			l.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
-		}),
-	}
+		tailFed: make(chan fedEntry, tailFedLen), kick: make(chan struct{}, 1), closing: make(chan struct{})}
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("eventlog: DataDir is required: it holds the event id index (and the embedded server's storage)")
 	}
-	url := cfg.URL
-	if url == "" {
+	if cfg.URL == "" {
 		ns, token, err := startEmbedded(cfg, l.log)
 		if err != nil {
 			return nil, err
 		}
 		l.ns = ns
-		opts = append(opts, nats.InProcessServer(ns))
+		l.dialOpts = append(l.dialOpts, nats.InProcessServer(ns))
 		if token != "" {
-			opts = append(opts, nats.Token(token))
+			l.dialOpts = append(l.dialOpts, nats.Token(token))
 		}
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := l.dial()
 	if err != nil {
 		l.shutdownServer()
-		return nil, fmt.Errorf("%w: connect to NATS %s: %v", ErrUnavailable, redactURL(url), err)
+		return nil, err
 	}
-	l.nc = nc
-	l.js, err = jetstream.New(nc)
+	js, err := jetstream.New(nc)
 	if err != nil {
-		l.Close()
+		nc.Close()
+		l.shutdownServer()
 		return nil, fmt.Errorf("eventlog: jetstream: %w", err)
 	}
+	c := &conn{nc: nc, js: js, replaced: make(chan struct{})}
+	l.conn.Store(c)
 	began := time.Now()
-	if l.stream, err = l.createStream(ctx, began); err != nil {
+	if c.stream, err = l.createStream(ctx, began); err != nil {
 		l.Close()
 		return nil, err
 	}
-	if max := l.nc.MaxPayload(); cfg.MaxEventBytes > 0 && int64(cfg.MaxEventBytes) > max {
+	if max := nc.MaxPayload(); cfg.MaxEventBytes > 0 && int64(cfg.MaxEventBytes) > max {
 		l.log.Warn("the NATS server's max_payload is smaller than the largest event a webhook can make: larger ones will be refused with 413; raise max_payload on the server or lower --webhook-max-body",
 			"max_payload", max, "largest_event", cfg.MaxEventBytes)
 	}
-	info := l.stream.CachedInfo()
+	info := c.stream.CachedInfo()
 	l.gen.Store(newGeneration(info))
 	l.replicas.Store(int32(info.Config.Replicas))
 	if err := l.detectLegacy(ctx, began); err != nil {
@@ -329,11 +327,11 @@ func (l *Log) createStream(ctx context.Context, began time.Time) (jetstream.Stre
 	var stream jetstream.Stream
 	steps := []func(context.Context) error{
 		func(ctx context.Context) error {
-			_, err := l.js.AccountInfo(ctx)
+			_, err := l.js().AccountInfo(ctx)
 			return err
 		},
 		func(ctx context.Context) (err error) {
-			stream, err = l.js.CreateOrUpdateStream(ctx, l.streamConfig())
+			stream, err = l.js().CreateOrUpdateStream(ctx, l.streamConfig())
 			return err
 		},
 		func(ctx context.Context) error {
@@ -426,7 +424,7 @@ func startHint(err error, replicas int) string {
 func (l *Log) detectLegacy(ctx context.Context, began time.Time) error {
 	var msg *jetstream.RawStreamMsg
 	err := l.startStep(ctx, began, func(ctx context.Context) (err error) {
-		msg, err = l.stream.GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
+		msg, err = l.stream().GetLastMsgForSubject(ctx, legacySubjects(l.cfg.SubjectPrefix))
 		return err
 	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -578,8 +576,13 @@ func (l *Log) Close() error {
 		if l.idx != nil {
 			l.closeIndex()
 		}
-		if l.nc != nil {
-			l.nc.Close()
+		l.connMu.Lock()
+		l.closed = true
+		close(l.closing)
+		l.connMu.Unlock()
+		l.reopening.Wait()
+		if c := l.conn.Load(); c != nil {
+			c.nc.Close()
 		}
 		l.shutdownServer()
 	})
@@ -630,8 +633,14 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 		defer cancel()
 	}
 	key := filter.KeyOf(ev)
+	subj := subject(l.cfg.SubjectPrefix, &key)
+	if len(subj) > MaxSubjectLen {
+		// NATS ends a connection whose protocol line is too long; the
+		// webhook adapter's bounds keep every subject far shorter.
+		return Ack{}, fmt.Errorf("%w: its subject would be %d bytes, over %d (channel key of %d bytes)", ErrInvalidEvent, len(subj), MaxSubjectLen, len(key.Channel))
+	}
 	msg := &nats.Msg{
-		Subject: subject(l.cfg.SubjectPrefix, &key),
+		Subject: subj,
 		Data:    data,
 		Header: nats.Header{
 			jetstream.MsgIDHeader:          []string{ev.GetId()},
@@ -655,9 +664,16 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 			// answers, or its connection fails.
 			actx, cancel = context.WithTimeout(ctx, publishAttempt)
 		}
-		resp, err := l.nc.RequestMsgWithContext(actx, msg)
+		c := l.conn.Load()
+		resp, err := c.nc.RequestMsgWithContext(actx, msg)
 		if cancel != nil {
 			cancel()
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) && awaitConn(ctx, c) {
+			// Closed under the attempt: the same id again on the new
+			// connection stores the event once, whether or not the
+			// attempt reached the stream.
+			continue
 		}
 		if errors.Is(err, nats.ErrNoResponders) && !checked {
 			// Is the stream gone? Then it is created again (a new epoch),
@@ -671,7 +687,7 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 			}
 		}
 		if errors.Is(err, nats.ErrMaxPayload) {
-			return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc.MaxPayload())
+			return Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", ErrTooLarge, len(data), l.nc().MaxPayload())
 		}
 		var ack Ack
 		if err == nil {
@@ -821,8 +837,8 @@ func (l *Log) state(ctx context.Context) (State, *generation, error) {
 // Ready reports whether the log can be used: connected, and the stream
 // exists (a lost stream is created again). The error says what is wrong.
 func (l *Log) Ready(ctx context.Context) error {
-	if !l.nc.IsConnected() {
-		return fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, l.nc.Status())
+	if !l.nc().IsConnected() {
+		return fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, l.nc().Status())
 	}
 	_, _, err := l.info(ctx)
 	return err
@@ -830,7 +846,7 @@ func (l *Log) Ready(ctx context.Context) error {
 
 // Get returns the event stored at seq.
 func (l *Log) Get(ctx context.Context, seq uint64) (*record.Record, error) {
-	msg, err := l.stream.GetMsg(ctx, seq)
+	msg, err := l.stream().GetMsg(ctx, seq)
 	if err != nil {
 		return nil, notFoundOr(fmt.Sprintf("sequence %d", seq), err)
 	}
@@ -870,7 +886,7 @@ func (l *Log) GetByID(ctx context.Context, id string) (*record.Record, error) {
 	// The index is behind (it is being built): events in the old layout
 	// can still be found by their subject.
 	if l.legacyLast.Load() != 0 {
-		msg, err := l.stream.GetLastMsgForSubject(ctx, legacyIDSubject(l.cfg.SubjectPrefix, id))
+		msg, err := l.stream().GetLastMsgForSubject(ctx, legacyIDSubject(l.cfg.SubjectPrefix, id))
 		if err == nil {
 			return l.rawRecord(msg)
 		}
@@ -939,7 +955,7 @@ func (l *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 
 // sequenceAt asks one server for the first event stored at or after t.
 func (l *Log) sequenceAt(ctx context.Context, t time.Time) (seq uint64, found bool, err error) {
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+	cons, err := l.js().OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
 		OptStartTime:      &t,
 		HeadersOnly:       true,
@@ -980,7 +996,7 @@ func (l *Log) deleteConsumer(cons jetstream.Consumer) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := l.stream.DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := l.stream().DeleteConsumer(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		l.log.Debug("deleting a read consumer failed; the server drops it when idle", "consumer", info.Name, "err", err)
 	}
 }
@@ -1028,7 +1044,7 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		InactiveThreshold: readConsumerInactive,
 		FilterSubjects:    patterns,
 	}
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, cfg)
+	cons, err := l.js().OrderedConsumer(ctx, l.cfg.StreamName, cfg)
 	if err != nil {
 		return unavailable("read", err)
 	}
@@ -1099,7 +1115,7 @@ func (l *Log) leaderHolds(ctx context.Context, patterns []string, from, to uint6
 		patterns = []string{allSubjects(l.cfg.SubjectPrefix)}
 	}
 	for _, p := range patterns {
-		msg, err := l.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(p))
+		msg, err := l.stream().GetMsg(ctx, from, jetstream.WithGetMsgSubject(p))
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 		case err != nil:
@@ -1156,7 +1172,7 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 	g := l.gen.Load()
 	tctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	cons, err := l.js.OrderedConsumer(tctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+	cons, err := l.js().OrderedConsumer(tctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   after + 1,
 	})
@@ -1247,6 +1263,13 @@ func (l *Log) record(subj string, seq uint64, stored time.Time, data []byte) (*r
 	}
 	if legacy {
 		l.noteLegacy(seq)
+	}
+	data, trimmed, err := record.Readable(data)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: event %d: %w", seq, err)
+	}
+	if trimmed {
+		l.log.Warn("an event in the log nests too deep for its readers: its typed copies of JSON are left out of what is read", "sequence", seq)
 	}
 	return &record.Record{Sequence: seq, Key: key, ID: eventID(data), Stored: stored, Data: data}, nil
 }

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -308,4 +311,64 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestEventsNestedTooDeepAreReadable: an event stored by an earlier version
+// with a typed copy nested thousands of levels deep (which broke every
+// reader after it) is read, by sequence, by id, by Read and by Tail, as an
+// event every runtime decodes: without that copy, and saying so.
+func TestEventsNestedTooDeepAreReadable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := openTest(t, t.TempDir())
+	deep := new(structpb.Struct)
+	js := strings.Repeat(`{"a":`, 4000) + "1" + strings.Repeat("}", 4000)
+	if err := (protojson.UnmarshalOptions{RecursionLimit: 1 << 16}).Unmarshal([]byte(js), deep); err != nil {
+		t.Fatal(err)
+	}
+	ev := testEvent(1, "twlo_1", eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE)
+	ev.GetStatusUpdate().ProviderError = deep
+	if _, err := l.Publish(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Publish(ctx, testEvent(2, "twlo_1", eventsv1.EventType_EVENT_TYPE_MESSAGE)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, rec *record.Record) {
+		t.Helper()
+		got, err := rec.Event()
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		if got.GetSequence() == 1 && (got.GetStatusUpdate().GetProviderError() != nil || len(got.GetConversionWarnings()) != 1) {
+			t.Fatalf("%s: the deep copy is still there, or unexplained: %v", how, got.GetConversionWarnings())
+		}
+	}
+	rec, err := l.Get(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Get", rec)
+	if rec, err = l.GetByID(ctx, ev.Id); err != nil {
+		t.Fatal(err)
+	}
+	check("GetByID", rec)
+	var read []uint64
+	if err := l.Read(ctx, nil, 1, 0, func(r *record.Record) error { check("Read", r); read = append(read, r.Sequence); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(read) != 2 {
+		t.Fatalf("Read gave %v, want 1 and 2", read)
+	}
+	tctx, stop := context.WithCancel(ctx)
+	var tailed []uint64
+	l.Tail(tctx, 0, func(r *record.Record) {
+		check("Tail", r)
+		if tailed = append(tailed, r.Sequence); len(tailed) == 2 {
+			stop()
+		}
+	})
+	if len(tailed) != 2 {
+		t.Fatalf("Tail gave %v, want 1 and 2", tailed)
+	}
 }

@@ -186,7 +186,7 @@ func (l *Log) followOnce(ctx context.Context) error {
 	}
 	began := time.Now()
 
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
+	cons, err := l.js().OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   start,
 		// The id is in the Nats-Msg-Id header: the events' bodies need not

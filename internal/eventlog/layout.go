@@ -46,6 +46,13 @@ const (
 	numLegacyToken = numTokens + 1
 )
 
+// MaxSubjectLen bounds the subject of an event. A publish's subject travels
+// in the NATS protocol line, which the server bounds (max_control_line, 4 KiB
+// by default) by closing the connection of a client that passes it. The
+// subject of an event whose channel key keeps to its 256 bytes, with a
+// prefix of at most 64, is at most about 450 bytes.
+const MaxSubjectLen = 1024
+
 // noneToken stands for an UNSPECIFIED enum value, unknownToken for UNKNOWN.
 const (
 	noneToken    = "none"

@@ -62,7 +62,7 @@ func TestOldLayoutStillRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		k := filter.KeyOf(ev)
-		if _, err := l.js.Publish(ctx, legacySubject(l.cfg.SubjectPrefix, &k, ev.Id), data, jetstream.WithMsgID(ev.Id)); err != nil {
+		if _, err := l.js().Publish(ctx, legacySubject(l.cfg.SubjectPrefix, &k, ev.Id), data, jetstream.WithMsgID(ev.Id)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestIndexBehind(t *testing.T) {
 	old := testEvent(1, "twlo_1", eventsv1.EventType_EVENT_TYPE_MESSAGE)
 	data, _ := proto.Marshal(old)
 	k := filter.KeyOf(old)
-	if _, err := l.js.Publish(ctx, legacySubject(l.cfg.SubjectPrefix, &k, old.Id), data, jetstream.WithMsgID(old.Id)); err != nil {
+	if _, err := l.js().Publish(ctx, legacySubject(l.cfg.SubjectPrefix, &k, old.Id), data, jetstream.WithMsgID(old.Id)); err != nil {
 		t.Fatal(err)
 	}
 	newer := testEvent(2, "twlo_1", eventsv1.EventType_EVENT_TYPE_MESSAGE)
