@@ -50,8 +50,11 @@ type logPublisher struct{ log *eventlog.Log }
 
 func (p logPublisher) Publish(ctx context.Context, ev *eventsv1.Event) (webhook.PublishAck, error) {
 	ack, err := p.log.Publish(ctx, ev)
-	if errors.Is(err, eventlog.ErrTooLarge) {
+	switch {
+	case errors.Is(err, eventlog.ErrTooLarge):
 		err = fmt.Errorf("%w: %w", webhook.ErrTooLarge, err)
+	case errors.Is(err, eventlog.ErrInvalidEvent):
+		err = fmt.Errorf("%w: %w", webhook.ErrInvalidEvent, err)
 	}
 	return webhook.PublishAck{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, err
 }

@@ -58,19 +58,19 @@ var directions = map[string]eventsv1.Direction{
 // URL ("" if none). received_at is receivedAt; sequence stays 0; raw_json is
 // body itself (not copied: the caller must not modify body afterwards).
 //
-// It fails only when body is not JSON (a *SyntaxError, wrapping ErrNotJSON),
-// not a JSON object (ErrNotObject), or has an object with a duplicate key
-// (a *DuplicateKeyError, wrapping ErrDuplicateKey). Every other surprise — a field of an
-// unexpected type, an unknown event type or provider, an extra_fields string
-// that is not a JSON object — is recorded in Event.conversion_warnings, naming
-// the JSON path, and the event is still returned.
+// It fails only when body is not UTF-8 (an *EncodingError, wrapping
+// ErrNotUTF8), not JSON (a *SyntaxError, wrapping ErrNotJSON), not a JSON
+// object (ErrNotObject), nests deeper than MaxDepth (a *DepthError, wrapping
+// ErrTooDeep), has an object with a duplicate key (a *DuplicateKeyError,
+// wrapping ErrDuplicateKey), or a message_id or channel_key that breaks its
+// rule (a *FieldError, wrapping ErrInvalidField). Every other surprise — a
+// field of an unexpected type, an unknown event type or provider, an
+// extra_fields string that is not a JSON object, a value nested deeper than
+// a typed copy may be — is recorded in Event.conversion_warnings, naming the
+// JSON path, and the event is still returned. The event's encoding is at
+// most MaxEventBytes(len(body)), its warnings at most MaxWarnings and a few.
 func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Event, error) {
-	// One validating pass, then a walk that only slices the body: no value
-	// is decoded that the event does not need.
-	if !json.Valid(body) || firstByte(body) != '{' {
-		return nil, rejection(body)
-	}
-	if err := checkKeys(body); err != nil {
+	if err := checkBody(body); err != nil {
 		return nil, err
 	}
 	var space [24]member
@@ -92,7 +92,7 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 		if ev.EventCode == "" {
 			c.warn("event: missing; the event type is unknown")
 		} else {
-			c.warn("event: unknown event type %q", ev.EventCode)
+			c.warn("event: unknown event type %s", quote(ev.EventCode))
 		}
 	}
 
@@ -101,7 +101,7 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	case ev.ChannelKey == "":
 		ev.ChannelKey = channelKey
 	case channelKey != "" && channelKey != ev.ChannelKey:
-		c.warn("channel_key: the body says %q but the webhook URL says %q; the body wins", ev.ChannelKey, channelKey)
+		c.warn("channel_key: the body says %s but the webhook URL says %s; the body wins", quote(ev.ChannelKey), quote(channelKey))
 	}
 	ev.ProviderCode, _ = c.str("provider", top.get("provider"))
 	if ev.ProviderCode == "" {
@@ -109,7 +109,7 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	}
 	ev.Provider = providerOf(ev.ProviderCode)
 	if ev.Provider == eventsv1.Provider_PROVIDER_UNKNOWN {
-		c.warn("provider: unknown provider code %q", ev.ProviderCode)
+		c.warn("provider: unknown provider code %s", quote(ev.ProviderCode))
 	}
 
 	var status string
@@ -121,9 +121,40 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 		status = su.GetStatusCode()
 		ev.Payload = &eventsv1.Event_StatusUpdate{StatusUpdate: su}
 	}
+	if err := checkFields(ev); err != nil {
+		return nil, err
+	}
 	ev.Id = EventID(ev.MessageId, ev.EventCode, status, body)
-	ev.ConversionWarnings = c.warnings
+	c.bound(ev, len(body))
 	return ev, nil
+}
+
+// checkBody returns why body cannot be converted, or nil: it must be UTF-8,
+// a JSON object, nest at most MaxDepth levels and have no duplicate key.
+// It is one validating pass and one structural pass; the walk that follows
+// only slices the body, decoding no value the event does not need.
+func checkBody(body []byte) error {
+	if err := checkUTF8(body); err != nil {
+		return err
+	}
+	if !json.Valid(body) || firstByte(body) != '{' {
+		return rejection(body)
+	}
+	return checkStructure(body)
+}
+
+// checkFields applies the rules of the fields that identify an event (see
+// MaxMessageIDLen and MaxChannelKeyLen) to what the body gave them.
+func checkFields(ev *eventsv1.Event) error {
+	if err := checkMessageID(ev.GetMessageId()); err != nil {
+		return &FieldError{Field: "message_id", Reason: err.Error()}
+	}
+	if key := ev.GetChannelKey(); key != "" {
+		if err := checkChannelKey(key); err != nil {
+			return &FieldError{Field: "channel_key", Reason: err.Error()}
+		}
+	}
+	return nil
 }
 
 // rejection says why body, which is not a valid JSON object, cannot be
@@ -192,12 +223,23 @@ func providerOf(code string) eventsv1.Provider {
 }
 
 // converter maps JSON values to typed fields, collecting a warning for every
-// value it cannot map.
-type converter struct{ warnings []string }
+// value it cannot map: the first MaxWarnings, and a count of the others.
+type converter struct {
+	warnings []string
+	left     int // warnings past MaxWarnings, not kept
+}
 
 func (c *converter) warn(format string, args ...any) {
-	c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
+	if len(c.warnings) >= MaxWarnings {
+		c.left++ // not even formatted: a body can hold a million faults
+		return
+	}
+	c.warnings = append(c.warnings, describe(format, args...))
 }
+
+// note adds a warning past MaxWarnings: what bound did to the event is
+// always said.
+func (c *converter) note(w string) { c.warnings = append(c.warnings, w) }
 
 // kind returns the JSON kind of a raw value: 'n' (null or absent), '"', '{',
 // '[', 't'/'f' (booleans), or '0' (number).
@@ -336,7 +378,7 @@ func (c *converter) integer(path string, raw json.RawMessage) (int64, bool) {
 	case '0':
 		n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
 		if err != nil {
-			c.warn("%s: %s is not a 64-bit integer", path, bytes.TrimSpace(raw))
+			c.warn("%s: %s is not a 64-bit integer", path, clip(string(bytes.TrimSpace(raw))))
 			return 0, false
 		}
 		return n, true
@@ -344,7 +386,7 @@ func (c *converter) integer(path string, raw json.RawMessage) (int64, bool) {
 		s, _ := c.str(path, raw)
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
-			c.warn("%s: expected an integer, got the string %q", path, s)
+			c.warn("%s: expected an integer, got the string %s", path, quote(s))
 			return 0, false
 		}
 		c.warn("%s: expected an integer, got it as a string", path)
@@ -375,7 +417,19 @@ func (c *converter) millis(path string, raw json.RawMessage) *timestamppb.Timest
 	if !ok {
 		return nil
 	}
-	return timestamppb.New(time.UnixMilli(ms))
+	return c.timestamp(path, time.UnixMilli(ms))
+}
+
+// timestamp returns t as a Timestamp when one can hold it (years 1 to
+// 9999): protojson, and every other language's runtime, refuses to write
+// another, and a stored event must be readable by all.
+func (c *converter) timestamp(path string, t time.Time) *timestamppb.Timestamp {
+	ts := timestamppb.New(t)
+	if err := ts.CheckValid(); err != nil {
+		c.warn("%s: %s is outside the years 1 to 9999; kept only in raw_json", path, t.UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+	return ts
 }
 
 func (c *converter) isoTime(path string, raw json.RawMessage) *timestamppb.Timestamp {
@@ -385,10 +439,10 @@ func (c *converter) isoTime(path string, raw json.RawMessage) *timestamppb.Times
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		c.warn("%s: %q is not an ISO-8601 time", path, s)
+		c.warn("%s: %s is not an ISO-8601 time", path, quote(s))
 		return nil
 	}
-	return timestamppb.New(t)
+	return c.timestamp(path, t)
 }
 
 // object reads a JSON object (from the validated body) field by field into
@@ -406,6 +460,9 @@ func (c *converter) object(path string, raw json.RawMessage, space []member) (ob
 }
 
 func (c *converter) structOf(path string, raw []byte) *structpb.Struct {
+	if !c.shallow(path, raw) {
+		return nil
+	}
 	if s, ok := newStruct(raw); ok {
 		return s
 	}
@@ -417,6 +474,16 @@ func (c *converter) structOf(path string, raw []byte) *structpb.Struct {
 	return s
 }
 
+// shallow reports whether raw nests at most MaxTypedDepth levels, which a
+// typed copy may hold, and warns when it does not.
+func (c *converter) shallow(path string, raw []byte) bool {
+	if depthWithin(raw, MaxTypedDepth) {
+		return true
+	}
+	c.warn("%s: nests deeper than %d levels; kept only in raw_json", path, MaxTypedDepth)
+	return false
+}
+
 func (c *converter) message(top object) *eventsv1.MessageEvent {
 	m := &eventsv1.MessageEvent{}
 	m.DirectionCode, _ = c.str("direction", top.get("direction"))
@@ -424,7 +491,7 @@ func (c *converter) message(top object) *eventsv1.MessageEvent {
 		m.Direction = d
 	} else if m.DirectionCode != "" {
 		m.Direction = eventsv1.Direction_DIRECTION_UNKNOWN
-		c.warn("direction: unknown direction %q", m.DirectionCode)
+		c.warn("direction: unknown direction %s", quote(m.DirectionCode))
 	}
 	m.FromNumber, _ = c.str("from", top.get("from"))
 	m.ToNumber, _ = c.str("to", top.get("to"))
@@ -483,7 +550,7 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 		su.Status = st
 	} else if su.StatusCode != "" {
 		su.Status = eventsv1.Status_STATUS_UNKNOWN
-		c.warn("event_data.status: unknown status %q", su.StatusCode)
+		c.warn("event_data.status: unknown status %s", quote(su.StatusCode))
 	} else {
 		c.warn("event_data.status: missing")
 	}
@@ -505,7 +572,9 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 // string as the message.
 func (c *converter) statusError(raw json.RawMessage) *eventsv1.StatusError {
 	e := &eventsv1.StatusError{}
-	if v, ok := newValue(raw); ok {
+	if !c.shallow("event_data.error", raw) {
+		// No details; code and message are still lifted below.
+	} else if v, ok := newValue(raw); ok {
 		e.Details = v
 	} else {
 		e.Details = new(structpb.Value)

@@ -36,6 +36,9 @@ import (
 // that is not a JSON object — is recorded in Event.conversion_warnings, naming
 // the JSON path, and the event is still returned.
 func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Event, error) {
+	if err := checkUTF8(body); err != nil {
+		return nil, err
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		var syn *json.SyntaxError
@@ -74,7 +77,7 @@ func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1
 		if ev.EventCode == "" {
 			c.warn("event: missing; the event type is unknown")
 		} else {
-			c.warn("event: unknown event type %q", ev.EventCode)
+			c.warn("event: unknown event type %s", quote(ev.EventCode))
 		}
 	}
 
@@ -83,7 +86,7 @@ func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1
 	case ev.ChannelKey == "":
 		ev.ChannelKey = channelKey
 	case channelKey != "" && channelKey != ev.ChannelKey:
-		c.warn("channel_key: the body says %q but the webhook URL says %q; the body wins", ev.ChannelKey, channelKey)
+		c.warn("channel_key: the body says %s but the webhook URL says %s; the body wins", quote(ev.ChannelKey), quote(channelKey))
 	}
 	ev.ProviderCode, _ = c.str("provider", top["provider"])
 	if ev.ProviderCode == "" {
@@ -91,7 +94,7 @@ func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1
 	}
 	ev.Provider = refProviderOf(ev.ProviderCode)
 	if ev.Provider == eventsv1.Provider_PROVIDER_UNKNOWN {
-		c.warn("provider: unknown provider code %q", ev.ProviderCode)
+		c.warn("provider: unknown provider code %s", quote(ev.ProviderCode))
 	}
 
 	var status string
@@ -103,13 +106,48 @@ func refConvert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1
 		status = su.GetStatusCode()
 		ev.Payload = &eventsv1.Event_StatusUpdate{StatusUpdate: su}
 	}
+	if err := checkFields(ev); err != nil {
+		return nil, err
+	}
 	ev.Id = refEventID(ev.MessageId, ev.EventCode, status, body)
-	ev.ConversionWarnings = c.warnings
+	// The bounds on warnings and on the event's size apply after the
+	// conversion, to whichever converter made it.
+	bounded := &converter{}
+	for _, w := range c.warnings {
+		bounded.warn("%s", w)
+	}
+	bounded.bound(ev, len(body))
 	return ev, nil
 }
 
-// refCheckKeys finds the first duplicate key of body, valid JSON, with the
-// standard decoder's tokens.
+// refNestsWithin reports whether the JSON text raw (valid or not) opens at
+// most max objects and arrays inside one another, outside strings.
+func refNestsWithin(raw []byte, max int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, r := range string(raw) {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && r == '\\':
+			escaped = true
+		case inString:
+			inString = r != '"'
+		case r == '"':
+			inString = true
+		case r == '{' || r == '[':
+			depth++
+			if depth > max {
+				return false
+			}
+		case r == '}' || r == ']':
+			depth--
+		}
+	}
+	return true
+}
+
+// refCheckKeys finds the first duplicate key, or value nested too deep, of
+// body, valid JSON, with the standard decoder's tokens.
 func refCheckKeys(body []byte) error {
 	type container struct {
 		object    bool
@@ -119,9 +157,10 @@ func refCheckKeys(body []byte) error {
 		index     int
 	}
 	var stack []*container
-	path := func() string {
+	// pathOf is the path of the value being read in stack[n-1].
+	pathOf := func(n int) string {
 		var p string
-		for _, c := range stack[:len(stack)-1] {
+		for _, c := range stack[:n] {
 			if c.object {
 				if p != "" {
 					p += "."
@@ -133,6 +172,7 @@ func refCheckKeys(body []byte) error {
 		}
 		return p
 	}
+	path := func() string { return pathOf(len(stack) - 1) }
 	// valueDone records that a value of the innermost container ended.
 	valueDone := func() {
 		if n := len(stack); n > 0 {
@@ -151,6 +191,9 @@ func refCheckKeys(body []byte) error {
 		}
 		switch tok := tok.(type) {
 		case json.Delim:
+			if (tok == '{' || tok == '[') && len(stack) == MaxDepth {
+				return &DepthError{Path: shortPath(pathOf(len(stack)))}
+			}
 			switch tok {
 			case '{':
 				stack = append(stack, &container{object: true, expectKey: true, keys: map[string]bool{}})
@@ -362,7 +405,7 @@ func (c *refConverter) integer(path string, raw json.RawMessage) (int64, bool) {
 	case '0':
 		n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
 		if err != nil {
-			c.warn("%s: %s is not a 64-bit integer", path, bytes.TrimSpace(raw))
+			c.warn("%s: %s is not a 64-bit integer", path, clip(string(bytes.TrimSpace(raw))))
 			return 0, false
 		}
 		return n, true
@@ -370,7 +413,7 @@ func (c *refConverter) integer(path string, raw json.RawMessage) (int64, bool) {
 		s, _ := c.str(path, raw)
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
-			c.warn("%s: expected an integer, got the string %q", path, s)
+			c.warn("%s: expected an integer, got the string %s", path, quote(s))
 			return 0, false
 		}
 		c.warn("%s: expected an integer, got it as a string", path)
@@ -396,12 +439,21 @@ func (c *refConverter) boolean(path string, raw json.RawMessage) bool {
 	return ok && n != 0
 }
 
+// timestamp keeps t if a Timestamp can hold it.
+func (c *refConverter) timestamp(path string, t time.Time) *timestamppb.Timestamp {
+	if t.Year() < 1 || t.Year() > 9999 {
+		c.warn("%s: %s is outside the years 1 to 9999; kept only in raw_json", path, t.UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
 func (c *refConverter) millis(path string, raw json.RawMessage) *timestamppb.Timestamp {
 	ms, ok := c.integer(path, raw)
 	if !ok {
 		return nil
 	}
-	return timestamppb.New(time.UnixMilli(ms))
+	return c.timestamp(path, time.UnixMilli(ms))
 }
 
 func (c *refConverter) isoTime(path string, raw json.RawMessage) *timestamppb.Timestamp {
@@ -411,10 +463,10 @@ func (c *refConverter) isoTime(path string, raw json.RawMessage) *timestamppb.Ti
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		c.warn("%s: %q is not an ISO-8601 time", path, s)
+		c.warn("%s: %s is not an ISO-8601 time", path, quote(s))
 		return nil
 	}
-	return timestamppb.New(t)
+	return c.timestamp(path, t)
 }
 
 // object reads a JSON object field by field; anything else is reported and
@@ -437,6 +489,10 @@ func (c *refConverter) object(path string, raw json.RawMessage) map[string]json.
 }
 
 func (c *refConverter) structOf(path string, raw []byte) *structpb.Struct {
+	if !refNestsWithin(raw, MaxTypedDepth) {
+		c.warn("%s: nests deeper than %d levels; kept only in raw_json", path, MaxTypedDepth)
+		return nil
+	}
 	s := new(structpb.Struct)
 	if err := protojson.Unmarshal(raw, s); err != nil {
 		c.warn("%s: not a JSON object: %v", path, err)
@@ -452,7 +508,7 @@ func (c *refConverter) message(top map[string]json.RawMessage) *eventsv1.Message
 		m.Direction = d
 	} else if m.DirectionCode != "" {
 		m.Direction = eventsv1.Direction_DIRECTION_UNKNOWN
-		c.warn("direction: unknown direction %q", m.DirectionCode)
+		c.warn("direction: unknown direction %s", quote(m.DirectionCode))
 	}
 	m.FromNumber, _ = c.str("from", top["from"])
 	m.ToNumber, _ = c.str("to", top["to"])
@@ -509,7 +565,7 @@ func (c *refConverter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateE
 		su.Status = st
 	} else if su.StatusCode != "" {
 		su.Status = eventsv1.Status_STATUS_UNKNOWN
-		c.warn("event_data.status: unknown status %q", su.StatusCode)
+		c.warn("event_data.status: unknown status %s", quote(su.StatusCode))
 	} else {
 		c.warn("event_data.status: missing")
 	}
@@ -531,7 +587,10 @@ func (c *refConverter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateE
 // string as the message.
 func (c *refConverter) statusError(raw json.RawMessage) *eventsv1.StatusError {
 	e := &eventsv1.StatusError{Details: new(structpb.Value)}
-	if err := protojson.Unmarshal(raw, e.Details); err != nil {
+	if !refNestsWithin(raw, MaxTypedDepth) {
+		c.warn("event_data.error: nests deeper than %d levels; kept only in raw_json", MaxTypedDepth)
+		e.Details = nil
+	} else if err := protojson.Unmarshal(raw, e.Details); err != nil {
 		c.warn("event_data.error: %v", err)
 		e.Details = nil
 	}

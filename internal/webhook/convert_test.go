@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -329,7 +331,7 @@ func TestConvertRejectsDuplicateKeys(t *testing.T) {
 		{"deep", `{"a":[1,[{"x":0},{"b":{"c":1,"d":{},"c":2}}]]}`, "c", "a[1][1].b"},
 		{"after a nested object", `{"contact":{"x":{"y":1}},"event":"message","contact":{}}`, "contact", ""},
 		{"many keys", many + `"k99":0}`, "k99", ""},
-		{"not UTF-8", "{\"\xff\":1,\"\xfe\":2}", "\uFFFD", ""},
+		{"lone surrogates", `{"\ud800":1,"\udfff":2}`, "\uFFFD", ""},
 		{"empty key", `{"":1,"a":2,"":3}`, "", ""},
 		{"siblings", `{"contact":{"name":"a"},"event_data":{"name":"a"},"x":[{"name":1},{"name":2}]}`, "-", ""},
 		{"parent and child", `{"name":{"name":{"name":1}}}`, "-", ""},
@@ -369,24 +371,98 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(`{"message_id":"m","event":"message","text":"a","te\u0078t":"b"}`), "")
 	f.Add([]byte(`{"event":"status_update","event_data":{"error":[{"code":1},{"code":1,"code":2}]}}`), "twlo_1")
 	f.Add([]byte(`{"a":[1,[{"x":0},{"b":{"c":1,"d":{},"c":2}}]],"c":3}`), "")
+	f.Add([]byte(`{"event":"message","timestamp":253402300800000,"contact":{"created_at":"0000-01-01T00:00:00Z"}}`), "")
+	f.Add([]byte(`{"event":"status_update","event_data":{"provider_err_obj":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}}}`), "")
+	f.Add([]byte(`{"event":"message","file_urls":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]}`), "")
+	f.Add([]byte(`{"event":"message","message_id":"ab","channel_key":"a/b"}`), "")
 	f.Fuzz(func(t *testing.T, body []byte, channel string) {
 		ev, err := Convert(body, channel, received)
 		if err != nil {
-			if !errors.Is(err, ErrNotJSON) && !errors.Is(err, ErrNotObject) && !errors.Is(err, ErrDuplicateKey) {
-				t.Fatalf("unexpected error kind: %v", err)
+			for _, kind := range []error{ErrNotUTF8, ErrNotJSON, ErrNotObject, ErrTooDeep, ErrDuplicateKey, ErrInvalidField} {
+				if errors.Is(err, kind) {
+					if len(err.Error()) > 1024 {
+						t.Fatalf("an error of %d bytes: %.200s…", len(err.Error()), err)
+					}
+					return
+				}
 			}
-			return
+			t.Fatalf("unexpected error kind: %v", err)
 		}
-		if string(ev.GetRawJson()) != string(body) {
-			t.Fatal("raw_json differs from the body")
-		}
-		if ev.GetId() == "" {
-			t.Fatal("no id")
-		}
-		if _, err := proto.Marshal(ev); err != nil {
-			t.Fatalf("event does not marshal: %v", err)
-		}
+		checkBounded(t, body, ev)
 	})
+}
+
+// checkBounded checks what Convert promises of every event it makes: raw_json
+// is the body, and the event is within its bounds and readable by every
+// reader (binary and JSON, nested within what Python's runtime takes).
+func checkBounded(t *testing.T, body []byte, ev *eventsv1.Event) {
+	t.Helper()
+	if string(ev.GetRawJson()) != string(body) {
+		t.Fatal("raw_json differs from the body")
+	}
+	if ev.GetId() == "" {
+		t.Fatal("no id")
+	}
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatalf("event does not marshal: %v", err)
+	}
+	if len(b) > MaxEventBytes(len(body)) {
+		t.Fatalf("a body of %d bytes made an event of %d, over %d", len(body), len(b), MaxEventBytes(len(body)))
+	}
+	back := new(eventsv1.Event)
+	if err := proto.Unmarshal(b, back); err != nil || !proto.Equal(back, ev) {
+		t.Fatalf("event does not read back: %v", err)
+	}
+	if _, err := protojson.Marshal(ev); err != nil {
+		t.Fatalf("event does not marshal to JSON: %v", err)
+	}
+	if w := ev.GetConversionWarnings(); len(w) > MaxWarnings+4 {
+		t.Fatalf("%d warnings", len(w))
+	}
+	for _, w := range ev.GetConversionWarnings() {
+		if len(w) > maxWarningLen {
+			t.Fatalf("a warning of %d bytes: %.100s…", len(w), w)
+		}
+	}
+	if d := nesting(ev.ProtoReflect()); d > maxEventNesting {
+		t.Fatalf("the event nests %d messages deep, over %d", d, maxEventNesting)
+	}
+}
+
+// maxEventNesting is the deepest nesting of messages an event may have: a
+// typed copy of MaxTypedDepth levels of objects is three messages a level
+// under the four around it (Event, StatusUpdateEvent, StatusError, Value).
+// Python's runtime refuses 100, so responses can wrap it in several more.
+const maxEventNesting = 4 + 3*MaxTypedDepth + 1
+
+// nesting returns how deep messages nest in m, m itself being 1.
+func nesting(m protoreflect.Message) int {
+	deepest := 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		var d int
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Kind() != protoreflect.MessageKind {
+				return true
+			}
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				d = max(d, 1+nesting(mv.Message())) // the entry, then the value
+				return true
+			})
+		case fd.Kind() != protoreflect.MessageKind:
+			return true
+		case fd.IsList():
+			for i := range v.List().Len() {
+				d = max(d, nesting(v.List().Get(i).Message()))
+			}
+		default:
+			d = nesting(v.Message())
+		}
+		deepest = max(deepest, d)
+		return true
+	})
+	return 1 + deepest
 }
 
 func BenchmarkConvert(b *testing.B) {
@@ -396,5 +472,117 @@ func BenchmarkConvert(b *testing.B) {
 		if _, err := Convert(body, "", received); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// nested returns a body whose event_data.provider_err_obj nests depth
+// objects (depth 0: the number itself).
+func nested(depth int) string {
+	return `{"message_id":"p","event":"status_update","event_data":{"status":"failed","provider_err_obj":` +
+		strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth) + `}}`
+}
+
+// TestConvertRefusesWhatBreaksItsBounds: a body that breaks one of the
+// bounds every reader relies on is refused, naming what and where.
+func TestConvertRefusesWhatBreaksItsBounds(t *testing.T) {
+	deepArray := `{"event":"message","x":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`
+	tests := []struct {
+		name, body, channel string
+		is                  error
+		msg                 string
+	}{
+		// The issue's body: acknowledged, it broke every reader after it.
+		{"4,000 levels", nested(4000), "twlo_x", ErrTooDeep, "deeper than 64 levels, at event_data.provider_err_obj.a.a."},
+		{"65 levels", nested(MaxDepth - 1), "", ErrTooDeep, "deeper than 64 levels"},
+		{"64 levels is not refused", nested(MaxDepth - 2), "", nil, ""},
+		{"an array 65 deep", deepArray, "", ErrTooDeep, "at x" + strings.Repeat("[0]", MaxDepth-2)},
+		{"not UTF-8", "{\"text\":\"caf\xe9\"}", "", ErrNotUTF8, "byte 12 (0xe9)"},
+		{"not UTF-8 in a key", "{\"\xff\":1}", "", ErrNotUTF8, "byte 2 (0xff)"},
+		// The issue's body: its key closed the connection to NATS for good.
+		{"channel key of 3,105 bytes", `{"message_id":"m","event":"message","provider":"twlo","channel_key":"twlo_` + strings.Repeat("x", 3100) + `"}`, "",
+			ErrInvalidField, "invalid channel_key: 3105 bytes, longer than 256"},
+		{"channel key with a space", `{"event":"message","channel_key":"twlo 1"}`, "", ErrInvalidField, "invalid channel_key: byte 4"},
+		{"channel key with a slash", `{"event":"message","channel_key":"twlo/1"}`, "", ErrInvalidField, "invalid channel_key"},
+		{"channel key not ASCII", `{"event":"message","channel_key":"twlo_é"}`, "", ErrInvalidField, "invalid channel_key"},
+		{"message id of 257 bytes", `{"event":"message","message_id":"` + strings.Repeat("m", 257) + `"}`, "", ErrInvalidField, "invalid message_id: 257 bytes"},
+		{"message id with a newline", `{"event":"message","message_id":"a\nb"}`, "", ErrInvalidField, "invalid message_id: byte 1 is a control character"},
+		{"duplicate key of 1 MB", `{"` + strings.Repeat("k", 1<<20) + `":1,"` + strings.Repeat("k", 1<<20) + `":2}`, "", ErrDuplicateKey, `"kkkk`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Convert([]byte(tt.body), tt.channel, received)
+			if tt.is == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err = %.300v, want %v containing %q", err, tt.is, tt.msg)
+			}
+			if len(err.Error()) > 1024 {
+				t.Fatalf("the error is %d bytes long", len(err.Error()))
+			}
+		})
+	}
+}
+
+// TestConvertKeepsWithinBounds: bodies at the bounds are accepted; what the
+// event cannot hold for every reader is kept only in raw_json, with a
+// warning, and the event stays within MaxEventBytes of its body.
+func TestConvertKeepsWithinBounds(t *testing.T) {
+	var bigArray, manyBad, deepExtra strings.Builder
+	bigArray.WriteString(`{"message_id":"e","event":"status_update","event_data":{"status":"failed","error":[`)
+	manyBad.WriteString(`{"message_id":"f","event":"message","file_urls":[`)
+	for i := range 200_000 {
+		if i > 0 {
+			bigArray.WriteByte(',')
+			manyBad.WriteByte(',')
+		}
+		bigArray.WriteByte('0')
+		manyBad.WriteByte('1')
+	}
+	bigArray.WriteString(`]}}`)
+	manyBad.WriteString(`]}`)
+	deepExtra.WriteString(`{"message_id":"x","event":"message","contact":{"extra_fields":"`)
+	deepExtra.WriteString(strings.Repeat(`{\"a\":`, 5000) + "1" + strings.Repeat("}", 5000))
+	deepExtra.WriteString(`"}}`)
+
+	tests := []struct {
+		name, body string
+		warning    string // a warning the event must have; "" for none
+		check      func(*eventsv1.Event) bool
+	}{
+		{"64 levels", `{"event":"message","x":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`, "", nil},
+		{"a typed copy of 16 levels", nested(MaxTypedDepth), "", func(ev *eventsv1.Event) bool { return ev.GetStatusUpdate().GetProviderError() != nil }},
+		{"a typed copy of 17 levels", nested(MaxTypedDepth + 1), "event_data.provider_err_obj: nests deeper than 16 levels; kept only in raw_json",
+			func(ev *eventsv1.Event) bool { return ev.GetStatusUpdate().GetProviderError() == nil }},
+		{"extra_fields holding JSON 5,000 deep", deepExtra.String(), "contact.extra_fields: nests deeper than 16 levels",
+			func(ev *eventsv1.Event) bool { return ev.GetMessage().GetContact().GetExtraFields() == nil }},
+		{"200,000 faults", manyBad.String(), "… and 199980 more conversion warnings, left out", nil},
+		{"an error of 200,000 numbers", bigArray.String(), "event_data.error: its typed copy",
+			func(ev *eventsv1.Event) bool { return ev.GetStatusUpdate().GetError().GetDetails() == nil }},
+		{"a time past 9999", `{"event":"message","timestamp":253402300800000}`, "timestamp: 10000-01-01T00:00:00Z is outside the years 1 to 9999",
+			func(ev *eventsv1.Event) bool { return ev.GetMessage().GetTimestamp() == nil }},
+		{"a time before year 1", `{"event":"message","contact":{"created_at":"0000-12-31T00:00:00Z"}}`, "contact.created_at: 0000-12-31T00:00:00Z is outside",
+			func(ev *eventsv1.Event) bool { return ev.GetMessage().GetContact().GetCreatedAt() == nil }},
+		{"a long unknown status", `{"event":"status_update","event_data":{"status":"` + strings.Repeat("s", 10000) + `"}}`,
+			`event_data.status: unknown status "` + strings.Repeat("s", 64) + `"…`, nil},
+		{"a key of 256 bytes", `{"event":"message","channel_key":"` + strings.Repeat("k", 256) + `"}`, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := Convert([]byte(tt.body), "", received)
+			if err != nil {
+				t.Fatalf("refused: %.300v", err)
+			}
+			checkBounded(t, []byte(tt.body), ev)
+			if tt.warning != "" && !strings.Contains(strings.Join(ev.GetConversionWarnings(), "\n"), tt.warning) {
+				t.Errorf("warnings %q lack %q", ev.GetConversionWarnings(), tt.warning)
+			}
+			if tt.check != nil && !tt.check(ev) {
+				t.Errorf("the event is not as it should be: %.500v", ev)
+			}
+		})
 	}
 }

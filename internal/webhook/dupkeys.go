@@ -31,9 +31,9 @@ type DuplicateKeyError struct {
 func (e *DuplicateKeyError) Error() string {
 	where := "the top-level object"
 	if e.Path != "" {
-		where = e.Path
+		where = shortPath(e.Path)
 	}
-	return fmt.Sprintf("webhook: body has duplicate key %q in %s", e.Key, where)
+	return fmt.Sprintf("webhook: body has duplicate key %s in %s", quote(e.Key), where)
 }
 
 func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateKey }
@@ -43,7 +43,7 @@ func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateKey }
 // of one object with many keys must not cost quadratic time.
 const keysLinear = 24
 
-// structural marks the bytes checkKeys acts on outside strings.
+// structural marks the bytes checkStructure acts on outside strings.
 var structural = [256]bool{'{': true, '}': true, '[': true, ']': true, ',': true, '"': true}
 
 // keyFrame is an object or array open at some depth.
@@ -56,10 +56,12 @@ type keyFrame struct {
 	index     int                 // array: index of the element being read
 }
 
-// checkKeys returns a *DuplicateKeyError for the first key that appears
-// twice in one object of body, which must be valid JSON, or nil. It makes
-// one pass over body and, for the usual body, allocates nothing.
-func checkKeys(body []byte) error {
+// checkStructure returns, for the first fault of body in document order, a
+// *DuplicateKeyError for a key that appears twice in one object or a
+// *DepthError for a value nested deeper than MaxDepth; nil when there is
+// none. body must be valid JSON. It makes one pass over body and, for the
+// usual body, allocates nothing.
+func checkStructure(body []byte) error {
 	var frameSpace [8]keyFrame
 	var keySpace [32][]byte
 	frames, keys := frameSpace[:0], keySpace[:0]
@@ -69,10 +71,11 @@ func checkKeys(body []byte) error {
 			continue
 		}
 		switch body[i] {
-		case '{':
-			frames = append(frames, keyFrame{object: true, expectKey: true, first: len(keys)})
-		case '[':
-			frames = append(frames, keyFrame{first: len(keys)})
+		case '{', '[':
+			if len(frames) >= MaxDepth {
+				return &DepthError{Path: shortPath(valuePath(frames))}
+			}
+			frames = append(frames, keyFrame{object: body[i] == '{', expectKey: body[i] == '{', first: len(keys)})
 		case '}', ']':
 			keys = keys[:frames[len(frames)-1].first]
 			frames = frames[:len(frames)-1]
@@ -91,7 +94,7 @@ func checkKeys(body []byte) error {
 				key := canonicalKey(body[i+1 : end-1])
 				top.lastKey = key
 				if isDuplicate(top, keys[top.first:], key) {
-					return &DuplicateKeyError{Key: string(key), Path: keyPath(frames[:n-1])}
+					return &DuplicateKeyError{Key: string(key), Path: valuePath(frames[:n-1])}
 				}
 				if top.seen == nil {
 					keys = append(keys, key)
@@ -152,9 +155,9 @@ func decodeKey(raw []byte) []byte {
 	return []byte(s)
 }
 
-// keyPath is the JSON path of the value being read in the innermost of
+// valuePath is the JSON path of the value being read in the innermost of
 // frames: "contact", "event_data.error[0]".
-func keyPath(frames []keyFrame) string {
+func valuePath(frames []keyFrame) string {
 	var b strings.Builder
 	for _, f := range frames {
 		if f.object {

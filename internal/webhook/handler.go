@@ -27,9 +27,6 @@ import (
 // DefaultMaxBodyBytes is the default limit on a webhook body.
 const DefaultMaxBodyBytes = 1 << 20
 
-// MaxChannelKeyLen bounds the channel key in a webhook URL.
-const MaxChannelKeyLen = 256
-
 // SignatureHeader carries the hex HMAC-SHA256 of the body.
 const SignatureHeader = "X-Sociocs-Signature"
 
@@ -45,6 +42,12 @@ type Publisher interface {
 // stored because it is too large: the webhook is answered 413, not 503, so
 // that the sender does not retry it for ever.
 var ErrTooLarge = errors.New("webhook: event too large for the event log")
+
+// ErrInvalidEvent is what a Publisher's error wraps when the log refuses the
+// event as it is, whatever the retries: the webhook is answered 400.
+// Convert's bounds keep every event it makes within what the log takes, so
+// this is a defence in depth, not a path a body should reach.
+var ErrInvalidEvent = errors.New("webhook: the event log refuses the event")
 
 // PublishAck is the outcome of a successful Publish.
 type PublishAck struct {
@@ -309,14 +312,7 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 	}
 	ev, err := Convert(body, channel, h.opts.Now())
 	if err != nil {
-		var syn *SyntaxError
-		if errors.As(err, &syn) {
-			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_json", "%s", syn.Error())
-		}
-		if errors.Is(err, ErrDuplicateKey) {
-			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "duplicate_key", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
-		}
-		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "not_an_object", "the body %s", strings.TrimPrefix(err.Error(), "webhook: body "))
+		return nil, PublishAck{}, refusal(err)
 	}
 	res.EventID = ev.GetId()
 	res.Provider = ev.GetProviderCode()
@@ -328,12 +324,39 @@ func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.
 		return ev, PublishAck{}, fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "event_too_large",
 			"the event made from this body (%d bytes) is larger than the event log accepts", len(body))
 	}
+	if errors.Is(err, ErrInvalidEvent) {
+		h.log.Error("the event log refused a webhook's event", "event_id", ev.GetId(), "err", err)
+		return ev, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_event",
+			"the event made from this body cannot be stored: %v", err)
+	}
 	if err != nil {
 		h.log.Error("storing a webhook failed", "event_id", ev.GetId(), "err", err)
 		return ev, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
 			"the event could not be stored; retry shortly")
 	}
 	return ev, ack, nil
+}
+
+// refusal is the 400 for a body Convert refused, with a code that says which
+// rule it broke and a message that says where.
+func refusal(err error) *httpError {
+	msg := "the body " + strings.TrimPrefix(err.Error(), "webhook: body ")
+	code := "not_an_object"
+	var syn *SyntaxError
+	var field *FieldError
+	switch {
+	case errors.As(err, &syn):
+		code, msg = "invalid_json", syn.Error()
+	case errors.Is(err, ErrNotUTF8):
+		code = "invalid_utf8"
+	case errors.Is(err, ErrTooDeep):
+		code = "too_deep"
+	case errors.Is(err, ErrDuplicateKey):
+		code = "duplicate_key"
+	case errors.As(err, &field):
+		code = "invalid_" + field.Field
+	}
+	return fail(http.StatusBadRequest, OutcomeBadRequest, code, "%s", msg)
 }
 
 // MaxDiscardBytes is how much of a refused body the handler reads and
@@ -406,21 +429,6 @@ func isJSON(contentType string) bool {
 		return false
 	}
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-func checkChannelKey(key string) error {
-	switch {
-	case key == "":
-		return errors.New("empty")
-	case len(key) > MaxChannelKeyLen:
-		return fmt.Errorf("longer than %d bytes", MaxChannelKeyLen)
-	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c <= ' ' || c >= 0x7f || c == '/' {
-			return fmt.Errorf("byte %d is not printable ASCII", i)
-		}
-	}
-	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -116,6 +116,10 @@ func TestHandlerRejects(t *testing.T) {
 	signed := func(b []byte) map[string]string { return map[string]string{SignatureHeader: Sign(b, secret)} }
 	seed := readSample(t, "invalid_seed_example.json")
 	dup := []byte(`{"message_id":"m","event":"message","contact":{"name":"a","name":"b"}}`)
+	latin1 := []byte("{\"message_id\":\"m\",\"text\":\"caf\xe9\"}")
+	deep := []byte(`{"event_data":` + strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 101))
+	longKey := []byte(`{"event":"message","channel_key":"twlo_` + strings.Repeat("x", 300) + `"}`)
+	ctlID := []byte(`{"event":"message","message_id":"a\u0000b"}`)
 	tests := []struct {
 		name    string
 		method  string
@@ -140,6 +144,10 @@ func TestHandlerRejects(t *testing.T) {
 		{"empty", http.MethodPost, "/webhooks/sociocs", []byte{}, signed([]byte{}), 400, "empty_body", "empty", OutcomeBadRequest},
 		{"duplicate key", http.MethodPost, "/webhooks/sociocs", dup, signed(dup), 400, "duplicate_key", `the body has duplicate key "name" in contact`, OutcomeBadRequest},
 		{"bad channel key", http.MethodPost, "/webhooks/sociocs/a%20b", good, signed(good), 400, "invalid_channel_key", "not printable ASCII", OutcomeBadRequest},
+		{"not UTF-8", http.MethodPost, "/webhooks/sociocs", latin1, signed(latin1), 400, "invalid_utf8", "the body is not valid UTF-8: byte 29 (0xe9)", OutcomeBadRequest},
+		{"too deep", http.MethodPost, "/webhooks/sociocs", deep, signed(deep), 400, "too_deep", "the body nests objects and arrays deeper than 64 levels, at event_data.a.a.", OutcomeBadRequest},
+		{"channel key in the body", http.MethodPost, "/webhooks/sociocs/twlo_1", longKey, signed(longKey), 400, "invalid_channel_key", "the body has an invalid channel_key: 305 bytes, longer than 256", OutcomeBadRequest},
+		{"message id", http.MethodPost, "/webhooks/sociocs", ctlID, signed(ctlID), 400, "invalid_message_id", "the body has an invalid message_id: byte 1 is a control character", OutcomeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,6 +261,20 @@ func TestHandlerUnavailableWhenTheLogFails(t *testing.T) {
 		t.Fatalf("got %d %v (Retry-After %q); want 503 with Retry-After and no internal detail", r.status, r.body, r.header.Get("Retry-After"))
 	}
 	if obs.all[0].Outcome != OutcomeUnavailable {
+		t.Fatalf("observer saw %+v", obs.all)
+	}
+}
+
+// TestHandlerRefusesWhatTheLogRefuses: an event the log refuses as it is
+// gets a 400, not a 503 that its sender would retry for ever.
+func TestHandlerRefusesWhatTheLogRefuses(t *testing.T) {
+	srv, pub, obs := newServer(t, Options{})
+	pub.err = fmt.Errorf("%w: eventlog: its subject would be 2000 bytes", ErrInvalidEvent)
+	r := do(t, http.MethodPost, srv.URL+"/webhooks/sociocs", readSample(t, "status_sent.json"), nil)
+	if r.status != 400 || r.errCode != "invalid_event" || r.header.Get("Retry-After") != "" {
+		t.Fatalf("got %d %v; want 400 invalid_event", r.status, r.body)
+	}
+	if obs.all[0].Outcome != OutcomeBadRequest {
 		t.Fatalf("observer saw %+v", obs.all)
 	}
 }
