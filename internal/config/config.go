@@ -334,10 +334,10 @@ func (c Config) Validate() error {
 		return bad("data-dir", "must be set: it holds the event id index (and, without --nats-url, the log)")
 	}
 	if !isToken(c.Log.StreamName) {
-		return bad("stream-name", "%q must be letters, digits, '-' or '_'", c.Log.StreamName)
+		return bad("stream-name", "%q must be 1 to %d letters, digits, '-' or '_'", c.Log.StreamName, maxTokenLen)
 	}
 	if !isToken(c.Log.SubjectPrefix) {
-		return bad("subject-prefix", "%q must be letters, digits, '-' or '_'", c.Log.SubjectPrefix)
+		return bad("subject-prefix", "%q must be 1 to %d letters, digits, '-' or '_'", c.Log.SubjectPrefix, maxTokenLen)
 	}
 	if c.Log.MaxAge < 0 {
 		return bad("retention-max-age", "must not be negative")
@@ -525,8 +525,12 @@ func checkOrigin(o string) error {
 	return nil
 }
 
+// maxTokenLen bounds the stream's name and the subject prefix: the name
+// becomes a directory of the id index, the prefix a part of every subject.
+const maxTokenLen = 64
+
 func isToken(s string) bool {
-	if s == "" {
+	if s == "" || len(s) > maxTokenLen {
 		return false
 	}
 	for _, r := range s {
