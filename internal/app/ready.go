@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // readyTimeout bounds one readiness check, so that a NATS server that
@@ -25,8 +28,21 @@ const readyTimeout = 2 * time.Second
 const (
 	notReadyStarting     = "starting"
 	notReadyLog          = "event log unavailable"
+	notReadyStore        = "event log cannot store events"
+	notReadyDiskFull     = "event log cannot store events: its disk is full"
 	notReadyShuttingDown = "shutting down"
 )
+
+// notReadyReason names what err, from the event log's Ready, says is wrong.
+func notReadyReason(err error) string {
+	switch {
+	case !errors.Is(err, eventlog.ErrCannotStore):
+		return notReadyLog
+	case strings.Contains(err.Error(), "no space left on device"):
+		return notReadyDiskFull
+	}
+	return notReadyStore
+}
 
 // healthServices are the names the gRPC health service reports on: the
 // server as a whole ("") and the event service.
@@ -53,18 +69,18 @@ func newReadiness(h *health.Server) *readiness {
 	return r
 }
 
-// set records reason ("" for ready) and reports whether readiness changed.
-// After stop it does nothing.
+// set records reason ("" for ready) and reports whether it changed. After
+// stop it does nothing.
 func (r *readiness) set(reason string) (changed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.shutdown {
+	if r.shutdown || r.reason == reason {
 		return false
 	}
 	wasReady := r.reason == ""
 	r.reason = reason
 	if wasReady == (reason == "") {
-		return false
+		return true // another reason to be not ready: health stays as it is
 	}
 	st := healthpb.HealthCheckResponse_SERVING
 	if reason != "" {
@@ -117,7 +133,7 @@ func (a *App) checkReadiness(ctx context.Context) {
 	}
 	reason := ""
 	if err != nil {
-		reason = notReadyLog
+		reason = notReadyReason(err)
 	}
 	if !a.ready.set(reason) {
 		return

@@ -182,9 +182,17 @@ func (c *Config) fillDefaults() {
 
 // Log is the event log: a JetStream stream and the connection to it.
 type Log struct {
-	cfg Config
-	ns  *server.Server // nil when using an external server
-	log *slog.Logger
+	cfg    Config
+	ns     *server.Server  // nil when using an external server
+	nsOpts *server.Options // the embedded server's
+	log    *slog.Logger
+
+	// health says whether stores fail (see health.go); restartMu
+	// serializes restarts of the embedded server's JetStream.
+	health    storeHealth
+	restartMu sync.Mutex
+	// jsRestarted fires when the embedded server's JetStream restarted.
+	jsRestarted signal
 
 	// conn is the current connection (see conn.go); dialOpts are what
 	// connecting needs beyond the URL (the embedded server, its token).
@@ -242,11 +250,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("eventlog: DataDir is required: it holds the event id index (and the embedded server's storage)")
 	}
 	if cfg.URL == "" {
-		ns, token, err := startEmbedded(cfg, l.log)
+		ns, opts, token, err := startEmbedded(cfg, l.log)
 		if err != nil {
 			return nil, err
 		}
-		l.ns = ns
+		l.ns, l.nsOpts = ns, opts
 		l.dialOpts = append(l.dialOpts, nats.InProcessServer(ns))
 		if token != "" {
 			l.dialOpts = append(l.dialOpts, nats.Token(token))
@@ -474,7 +482,7 @@ func maxBytes(n int64) int64 {
 
 // startEmbedded starts the embedded server. When the server must listen for
 // clients (see clusterOptions), it also returns the token they need.
-func startEmbedded(cfg Config, log *slog.Logger) (_ *server.Server, token string, err error) {
+func startEmbedded(cfg Config, log *slog.Logger) (_ *server.Server, _ *server.Options, token string, err error) {
 	opts := &server.Options{
 		ServerName: "eventsvc",
 		JetStream:  true,
@@ -489,22 +497,22 @@ func startEmbedded(cfg Config, log *slog.Logger) (_ *server.Server, token string
 	}
 	if cfg.Cluster.Listen != "" {
 		if token, err = clusterOptions(opts, cfg.Cluster); err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		log.Info("the embedded NATS server is a node of a JetStream cluster", "cluster", cfg.Cluster.Name, "node", cfg.Cluster.NodeName,
 			"listen", cfg.Cluster.Listen, "peers", strings.Join(cfg.Cluster.Peers, ","), "tls", opts.Cluster.TLSConfig != nil)
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return nil, "", fmt.Errorf("eventlog: embedded NATS server: %w", err)
+		return nil, nil, "", fmt.Errorf("eventlog: embedded NATS server: %w", err)
 	}
 	ns.SetLoggerV2(&serverLog{log: log.With("component", "nats-server")}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
-		return nil, "", fmt.Errorf("eventlog: embedded NATS server did not start within 30s (data dir %s)", cfg.DataDir)
+		return nil, nil, "", fmt.Errorf("eventlog: embedded NATS server did not start within 30s (data dir %s)", cfg.DataDir)
 	}
-	return ns, token, nil
+	return ns, opts, token, nil
 }
 
 // clusterOptions makes opts those of a node of the cluster c: routes on
@@ -694,12 +702,18 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (Ack, error) {
 			ack, err = parsePubAck(resp.Data)
 		}
 		if err == nil {
+			l.health.stored()
 			return ack, nil
 		}
 		var refused *refusal
 		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 		retry := lost || errors.Is(err, nats.ErrNoResponders) || errors.As(err, &refused) && refused.errCode == duplicateInProcess
 		if !retry || ctx.Err() != nil {
+			if !errors.Is(err, context.Canceled) {
+				// The sender hanging up says nothing of the log; the
+				// rest does.
+				l.health.failed(err)
+			}
 			return Ack{}, unavailable("store event", err)
 		}
 		if !lost {
@@ -834,14 +848,19 @@ func (l *Log) state(ctx context.Context) (State, *generation, error) {
 	return st, g, nil
 }
 
-// Ready reports whether the log can be used: connected, and the stream
-// exists (a lost stream is created again). The error says what is wrong.
+// Ready reports whether the log can be used: connected, the stream exists
+// (a lost stream is created again), and it can store (see health.go: while
+// stores fail, Ready probes, and an embedded server's stream that failed to
+// write is loaded again once its disk has room). The error says what is
+// wrong.
 func (l *Log) Ready(ctx context.Context) error {
 	if !l.nc().IsConnected() {
 		return fmt.Errorf("%w: not connected to NATS (%s)", ErrUnavailable, l.nc().Status())
 	}
-	_, _, err := l.info(ctx)
-	return err
+	if _, _, err := l.info(ctx); err != nil {
+		return err
+	}
+	return l.checkStores(ctx)
 }
 
 // Get returns the event stored at seq.
@@ -850,7 +869,11 @@ func (l *Log) Get(ctx context.Context, seq uint64) (*record.Record, error) {
 	if err != nil {
 		return nil, notFoundOr(fmt.Sprintf("sequence %d", seq), err)
 	}
-	return l.rawRecord(msg)
+	rec, err := l.rawRecord(msg)
+	if errors.Is(err, errProbe) {
+		return nil, fmt.Errorf("%w: sequence %d holds no event", ErrNotFound, seq)
+	}
+	return rec, err
 }
 
 // GetByID returns the event with the given id; when the same id was stored
@@ -1066,6 +1089,16 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		for m := range batch.Messages() {
 			n++
 			rec, err := l.msgRecord(m)
+			if errors.Is(err, errProbe) {
+				// No event, but a sequence the servers delivered.
+				if meta, merr := m.Metadata(); merr == nil {
+					last = meta.Sequence.Stream
+				}
+				if to != 0 && last >= to {
+					return nil
+				}
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -1170,6 +1203,7 @@ func (w *replicaWait) wait(ctx context.Context) error {
 // caller starts over, from the new log's end.
 func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) error {
 	g := l.gen.Load()
+	restarted := l.jsRestarted.next()
 	tctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	cons, err := l.js().OrderedConsumer(tctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
@@ -1213,6 +1247,9 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 			return
 		}
 		rec, err := l.record(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Data())
+		if errors.Is(err, errProbe) {
+			return
+		}
 		if err != nil {
 			// A message we did not write under our prefix: skip it, loudly.
 			l.log.Error("skipping unreadable event in the log", "subject", m.Subject(), "err", err)
@@ -1241,6 +1278,8 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 		return epochChanged(g)
 	case <-cc.Closed():
 		return fmt.Errorf("%w: tail of the event log closed", ErrUnavailable)
+	case <-restarted:
+		return fmt.Errorf("%w: the embedded server's JetStream restarted", ErrUnavailable)
 	}
 }
 

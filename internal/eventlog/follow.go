@@ -186,6 +186,7 @@ func (l *Log) followOnce(ctx context.Context) error {
 	}
 	began := time.Now()
 
+	restarted := l.jsRestarted.next()
 	cons, err := l.js().OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   start,
@@ -236,6 +237,8 @@ func (l *Log) followOnce(ctx context.Context) error {
 			return epochChanged(g)
 		case <-cc.Closed():
 			return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
+		case <-restarted:
+			return fmt.Errorf("%w: following the log: the embedded server's JetStream restarted", ErrUnavailable)
 		case e := <-l.tailFed:
 			if l.indexFed(e) || e.seq <= l.idx.Applied() {
 				inStep++

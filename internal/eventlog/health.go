@@ -1,0 +1,203 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Whether the log can store is known for certain only by storing. A stream
+// whose disk filled up answers every request about it while refusing every
+// store (NATS keeps a write error on the stream until it is loaded again),
+// so readiness that only asks about the stream says "ready" throughout. The
+// Log therefore remembers that stores fail (any store that failed for a
+// reason of the log's, until one succeeds), and readiness reports it. While
+// stores fail, each readiness check probes: it stores a small message under
+// the reserved subject <prefix>.probe, which readers pass over; the first
+// that is stored means stores work again, without waiting for a webhook
+// that a load balancer, seeing the instance not ready, would not send.
+//
+// The embedded server does not recover from a write error by itself: its
+// stream refuses stores until JetStream loads it again. So when its own
+// health says the stream failed to write, and the disk has room again, the
+// Log restarts the embedded server's JetStream (the stream is loaded from
+// disk as after a restart of the process), and readers resume.
+
+// ErrCannotStore means the log is reachable but cannot store events (a full
+// disk, a quota, stores that time out); it wraps ErrUnavailable.
+var ErrCannotStore = fmt.Errorf("%w: the log cannot store events", ErrUnavailable)
+
+// storeHealth records whether stores fail. It is safe for concurrent use.
+type storeHealth struct {
+	mu      sync.Mutex // protects the fields below
+	failing error      // the last store's failure; nil once one succeeded
+	since   time.Time  // when stores began to fail
+}
+
+// failed records that a store failed for a reason of the log's.
+func (h *storeHealth) failed(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failing == nil {
+		h.since = time.Now()
+	}
+	h.failing = err
+}
+
+// stored records that a store succeeded.
+func (h *storeHealth) stored() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failing = nil
+}
+
+// state returns the last failure and since when stores fail, or nil.
+func (h *storeHealth) state() (error, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failing, h.since
+}
+
+// probeSubject is the reserved subject of probe messages: not the shape of
+// an event subject, so that readers tell it apart (see errProbe).
+func probeSubject(prefix string) string { return prefix + ".probe" }
+
+// errProbe is what parsing a probe message's subject returns: readers pass
+// over it.
+var errProbe = errors.New("eventlog: a probe message, not an event")
+
+// probeTimeout bounds one probe store.
+const probeTimeout = 2 * time.Second
+
+// probe stores a probe message and reports whether it was stored.
+func (l *Log) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	msg := &nats.Msg{
+		Subject: probeSubject(l.cfg.SubjectPrefix),
+		Header:  nats.Header{jetstream.ExpectedStreamHeader: l.expectStream},
+	}
+	resp, err := l.nc().RequestMsgWithContext(ctx, msg)
+	if err == nil {
+		_, err = parsePubAck(resp.Data)
+	}
+	return err
+}
+
+// checkStores reports, as an error wrapping ErrUnavailable, why the log
+// cannot store, or nil when it can as far as it knows: the embedded
+// server's own health, then stores that failed, which a probe clears.
+func (l *Log) checkStores(ctx context.Context) error {
+	if err := l.checkEmbedded(); err != nil {
+		return err
+	}
+	failing, since := l.health.state()
+	if failing == nil {
+		return nil
+	}
+	if err := l.probe(ctx); err != nil {
+		return fmt.Errorf("%w: storing events fails (since %s): %v; a probe store failed too: %v", ErrCannotStore,
+			since.UTC().Format(time.RFC3339), failing, err)
+	}
+	l.health.stored()
+	l.log.Info("storing events works again", "failed_since", since.UTC().Format(time.RFC3339), "last_failure", failing)
+	return nil
+}
+
+// checkEmbedded asks the embedded server whether JetStream runs and the
+// stream can write; a stream that failed to write is loaded again once the
+// disk has room (see restartJetStream).
+func (l *Log) checkEmbedded() error {
+	if l.ns == nil {
+		return nil
+	}
+	if !l.ns.JetStreamEnabled() {
+		return fmt.Errorf("%w: the embedded server's JetStream is not running", ErrCannotStore)
+	}
+	st := l.ns.Healthz(&server.HealthzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Stream: l.cfg.StreamName})
+	if !strings.Contains(st.Error, "write error") {
+		return nil
+	}
+	free, err := diskFree(l.cfg.DataDir)
+	if err != nil || free < restartFreeBytes {
+		return fmt.Errorf("%w: %s; %s free in %s, waiting for %s", ErrCannotStore, st.Error,
+			bytesText(free), l.cfg.DataDir, bytesText(restartFreeBytes))
+	}
+	return l.restartJetStream(st.Error)
+}
+
+// restartFreeBytes is the free space the data directory must have again
+// before the embedded server's JetStream is restarted after a write error:
+// room for a few blocks of the stream, so that it does not fail again at
+// once.
+const restartFreeBytes = 16 << 20
+
+// restartJetStream restarts the embedded server's JetStream, which loads
+// the stream from disk without the write error it held.
+func (l *Log) restartJetStream(why string) error {
+	l.restartMu.Lock()
+	defer l.restartMu.Unlock()
+	l.log.Warn("the stream failed to write and the disk has room again: restarting the embedded server's JetStream to load it again", "why", why)
+	if err := l.ns.ShutdownJetStream(); err != nil {
+		return fmt.Errorf("%w: stopping the embedded server's JetStream: %v", ErrUnavailable, err)
+	}
+	o := l.nsOpts
+	err := l.ns.EnableJetStream(&server.JetStreamConfig{
+		StoreDir: o.StoreDir, SyncInterval: o.SyncInterval, SyncAlways: o.SyncAlways, Strict: !o.NoJetStreamStrict,
+		MaxMemory: o.JetStreamMaxMemory, MaxStore: o.JetStreamMaxStore, CompressOK: true,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: starting the embedded server's JetStream again: %v", ErrUnavailable, err)
+	}
+	l.log.Info("the embedded server's JetStream runs again")
+	// The consumers of the tail and the id index's follower are gone with
+	// the old JetStream: end them now rather than when their heartbeats
+	// are missed, and their owners start them again.
+	l.jsRestarted.fire()
+	return nil
+}
+
+// signal lets goroutines wait for the next time something happens; each
+// happening wakes every waiter once.
+type signal struct {
+	mu sync.Mutex // protects ch
+	ch chan struct{}
+}
+
+// next returns a channel closed the next time fire is called.
+func (s *signal) next() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) fire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// diskFree returns the bytes free to this process on dir's file system.
+func diskFree(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+func bytesText(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
