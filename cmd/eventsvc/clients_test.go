@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
 const (
@@ -146,8 +149,14 @@ func (c *clientProc) start(t *testing.T) *clientProc {
 	}
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		// An event's JSON line holds its raw_json: up to a few MiB.
+		sc.Buffer(make([]byte, 64<<10), 64<<20)
 		for sc.Scan() {
 			c.lines <- sc.Text()
+		}
+		if sc.Err() != nil {
+			fmt.Fprintf(c, "reading its output: %v\n", sc.Err())
+			c.cmd.Process.Kill() // its output is lost: it must not run on unread
 		}
 		close(c.lines)
 		c.err = c.cmd.Wait()
@@ -203,6 +212,8 @@ type language struct {
 	// (--addr, --channel-key, --from-earliest, --cursor-file); it stops
 	// after two events, by itself or through stop.
 	start func(t *testing.T, token string, args ...string) *clientProc
+	// command is the example's command line, for the examples.
+	command []string
 	// parse reads an event from a line the client printed.
 	parse func(t *testing.T, line string) received
 	// stop ends a client that has printed its two events, once its cursor
@@ -286,6 +297,7 @@ func languages(t *testing.T) []language {
 			start: func(t *testing.T, token string, args ...string) *clientProc {
 				return startClient(t, token, python, append([]string{filepath.Join(root, "clients", "python", "example.py"), "--max-events", "2"}, args...)...)
 			},
+			command: []string{python, filepath.Join(root, "clients", "python", "example.py")},
 			parse: exampleLine,
 			stop:  waitExitZero,
 		},
@@ -309,6 +321,7 @@ func languages(t *testing.T) []language {
 			start: func(t *testing.T, token string, args ...string) *clientProc {
 				return startClient(t, token, "node", append([]string{filepath.Join(tsDir, "dist", "src", "example.js"), "--max-events", "2"}, args...)...)
 			},
+			command: []string{"node", filepath.Join(tsDir, "dist", "src", "example.js")},
 			parse: exampleLine,
 			stop:  waitExitZero,
 		},
@@ -361,4 +374,95 @@ func TestClientsLive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostileChannel holds the events of TestClientsReadHostileEvents.
+const hostileChannel = "twlo_hostile"
+
+// hostileBodies are webhooks at the edges of what eventsvc accepts: each
+// is acknowledged, and each once made an event that some reader could not
+// decode (too deep for Python's runtime, too large, a time JSON cannot
+// write, characters a terminal treats specially).
+func hostileBodies() []string {
+	deep := func(id, field string, d int) string {
+		return `{"message_id":"MM` + id + `","event":"status_update","event_data":{"status":"failed","` + field + `":` +
+			strings.Repeat(`{"a":`, d) + "1" + strings.Repeat("}", d) + `}}`
+	}
+	return []string{
+		deep("deep16", "provider_err_obj", 16),
+		deep("deep17", "provider_err_obj", 17),
+		deep("deep60", "error", 60),
+		`{"message_id":"MMextra","event":"message","text":"extra","contact":{"extra_fields":"` + strings.Repeat(`{\"a\":`, 3000) + "1" + strings.Repeat("}", 3000) + `"}}`,
+		`{"message_id":"MMmany","event":"message","text":"many","file_urls":[` + strings.Repeat("1,", 50_000) + `1],"timestamp":253402300800000}`,
+		`{"message_id":"MMnumbers","event":"status_update","event_data":{"status":"failed","error":[` + strings.Repeat("0,", 150_000) + `0]}}`,
+		`{"message_id":"MMtext","event":"message","text":"a\u0000b\u2028c\u202ed😀"}`,
+		`{"message_id":"MMfloat","event":"message","text":"float","contact":{"id":1e400,"extra_fields":"{\"x\":1e400,\"y\":-0}"},"timestamp":-99999999999999999999}`,
+	}
+}
+
+// TestClientsReadHostileEvents: whatever eventsvc acknowledges, the Go,
+// Python and TypeScript clients read, in order, without a gap.
+func TestClientsReadHostileEvents(t *testing.T) {
+	p := liveServer(t)
+	var want []uint64
+	hc := &http.Client{Timeout: 30 * time.Second}
+	for _, body := range hostileBodies() {
+		req, err := http.NewRequest(http.MethodPost, "http://"+p.httpAddr+"/webhooks/sociocs/"+hostileChannel, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), []byte(liveSecret)))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct{ Sequence uint64 }
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("a hostile webhook got %s (%v)", resp.Status, err)
+		}
+		want = append(want, answer.Sequence)
+	}
+	for _, lang := range languages(t) {
+		t.Run(lang.name, func(t *testing.T) {
+			lang.setup(t)
+			args := []string{"--addr", p.grpcAddr, "--channel-key", hostileChannel, "--from-earliest"}
+			var c *clientProc
+			if lang.name == "go" {
+				c = lang.start(t, liveFullToken, args...)
+			} else {
+				c = startClient(t, liveFullToken, lang.command[0], append(append(lang.command[1:], "--max-events", strconv.Itoa(len(want))), args...)...)
+			}
+			for i, seq := range want {
+				line := c.next(t)
+				if got := sequenceOf(line); got != seq {
+					t.Fatalf("event %d: printed %.200q, want sequence %d", i, line, seq)
+				}
+			}
+			if lang.name == "go" {
+				c.cmd.Process.Signal(syscall.SIGINT)
+			}
+			if code := c.wait(t); code != 0 {
+				t.Fatalf("exit status %d; stderr:\n%s", code, c.errText())
+			}
+		})
+	}
+}
+
+// sequenceOf reads the sequence from a line a client printed: the Go
+// client's JSON, or the examples' "event <sequence> …".
+func sequenceOf(line string) uint64 {
+	var ev struct {
+		Sequence uint64 `json:"sequence,string"`
+	}
+	if json.Unmarshal([]byte(line), &ev) == nil {
+		return ev.Sequence
+	}
+	if f := strings.Fields(line); len(f) > 1 && f[0] == "event" {
+		n, _ := strconv.ParseUint(f[1], 10, 64)
+		return n
+	}
+	return 0
 }
