@@ -298,8 +298,8 @@ func languages(t *testing.T) []language {
 				return startClient(t, token, python, append([]string{filepath.Join(root, "clients", "python", "example.py"), "--max-events", "2"}, args...)...)
 			},
 			command: []string{python, filepath.Join(root, "clients", "python", "example.py")},
-			parse: exampleLine,
-			stop:  waitExitZero,
+			parse:   exampleLine,
+			stop:    waitExitZero,
 		},
 		{
 			name: "typescript",
@@ -322,8 +322,8 @@ func languages(t *testing.T) []language {
 				return startClient(t, token, "node", append([]string{filepath.Join(tsDir, "dist", "src", "example.js"), "--max-events", "2"}, args...)...)
 			},
 			command: []string{"node", filepath.Join(tsDir, "dist", "src", "example.js")},
-			parse: exampleLine,
-			stop:  waitExitZero,
+			parse:   exampleLine,
+			stop:    waitExitZero,
 		},
 	}
 }
