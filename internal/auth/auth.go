@@ -235,13 +235,22 @@ func readFile(path string) (*table, error) {
 }
 
 // parse validates the content of an auth file. Unknown fields are errors, so
-// that a misspelt restriction is not silently ignored.
+// that a misspelt restriction is not silently ignored; so is a second YAML
+// document, whose clients would be. A file without any document (empty, or
+// only comments) is an error too, so that a reload of a file truncated by a
+// failed write keeps the clients in force instead of revoking them all.
 func parse(data []byte) (*table, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f file
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf(`%w: the file holds no YAML document: write "clients: []" for a file without clients`, ErrInvalidFile)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalidFile, err)
+	}
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf(`%w: the file holds more than one YAML document (a line "---" starts another): list every client under the first one's "clients:"`, ErrInvalidFile)
 	}
 	t := &table{bySubj: make(map[string]*Client), byCred: make(map[string]*Client)}
 	names := make(map[string]bool)

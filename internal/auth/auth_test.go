@@ -110,6 +110,16 @@ func TestInvalidFiles(t *testing.T) {
 		{"empty types", "clients:\n  - name: a\n    token_sha256: " + h + "\n    types: []",
 			`client "a": types is present but empty, which would permit no type: remove it to permit every type`},
 		{"null types", "clients:\n  - name: a\n    token_sha256: " + h + "\n    types:\n  - name: b\n    cert_subject: CN=b", `client "a": types is present but empty`},
+		// Only the first of several documents would be read: a client after a
+		// "---" would be silently ignored.
+		{"two documents", "clients:\n  - name: a\n    token_sha256: " + h + "\n---\nclients:\n  - name: b\n    cert_subject: CN=b",
+			`holds more than one YAML document`},
+		{"a trailing ---", "clients:\n  - name: a\n    token_sha256: " + h + "\n---\n", `holds more than one YAML document`},
+		// No document at all (a file truncated by a failed write, say) is
+		// refused as before, now in words: a reload keeps the clients in force
+		// rather than revoking them all.
+		{"empty file", "", `holds no YAML document: write "clients: []" for a file without clients`},
+		{"only comments", "# clients:\n#   - name: a\n", `holds no YAML document`},
 		{"channel_keys not a list", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys: twlo_1", `client "a": channel_keys: `},
 	}
 	for _, tt := range tests {
@@ -150,6 +160,33 @@ func TestReload(t *testing.T) {
 	}
 	if _, _, err := s.Authenticate("tb", ""); err != nil {
 		t.Errorf("after a failed reload: %v", err)
+	}
+}
+
+// TestDocumentMarkers: one document, with or without its start and end
+// markers, is a valid file; so is one that lists no clients.
+func TestDocumentMarkers(t *testing.T) {
+	client := "clients:\n  - name: a\n    token_sha256: " + HashToken("ta") + "\n"
+	tests := []struct {
+		name, content string
+		clients       int
+	}{
+		{"bare", client, 1},
+		{"start marker", "---\n" + client, 1},
+		{"start and end markers", "---\n" + client + "...\n", 1},
+		{"no clients", "clients: []\n", 0},
+		{"an empty document", "---\n", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Load(writeFile(t, t.TempDir(), tt.content), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := s.table.Load().nClients; n != tt.clients {
+				t.Fatalf("%d clients, want %d", n, tt.clients)
+			}
+		})
 	}
 }
 
