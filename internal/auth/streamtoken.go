@@ -42,6 +42,11 @@ const maxStreamToken = 2 << 10
 // streamTokenPrefix starts every stream token (version 1).
 const streamTokenPrefix = "st1."
 
+// tokenEncoding encodes both parts of a token. Strict, so that the unused
+// low bits of a part's last character must be zero: otherwise four
+// spellings of it decode alike and a token has several accepted forms.
+var tokenEncoding = base64.RawURLEncoding.Strict()
+
 // NewStreamTokens returns an issuer of tokens valid for ttl (default
 // DefaultStreamTokenTTL) under key; with a nil key, a random one, which only
 // this process knows. A key shorter than MinStreamTokenKey is an error.
@@ -66,8 +71,7 @@ func (s *StreamTokens) Mint(credential string) (string, time.Time) {
 	expires := s.now().Add(s.ttl).Truncate(time.Second)
 	payload := binary.BigEndian.AppendUint64(nil, uint64(expires.Unix()))
 	payload = append(payload, credential...)
-	enc := base64.RawURLEncoding
-	return streamTokenPrefix + enc.EncodeToString(payload) + "." + enc.EncodeToString(s.mac(payload)), expires
+	return streamTokenPrefix + tokenEncoding.EncodeToString(payload) + "." + tokenEncoding.EncodeToString(s.mac(payload)), expires
 }
 
 func (s *StreamTokens) mac(payload []byte) []byte {
@@ -86,9 +90,8 @@ func (s *StreamTokens) Check(token string) (string, error) {
 		return "", fmt.Errorf("%w: not a stream token", ErrUnauthenticated)
 	}
 	p, m, ok := strings.Cut(rest, ".")
-	enc := base64.RawURLEncoding
-	payload, err1 := enc.DecodeString(p)
-	mac, err2 := enc.DecodeString(m)
+	payload, err1 := tokenEncoding.DecodeString(p)
+	mac, err2 := tokenEncoding.DecodeString(m)
 	if !ok || err1 != nil || err2 != nil || len(payload) < 8 {
 		return "", fmt.Errorf("%w: not a stream token", ErrUnauthenticated)
 	}

@@ -56,3 +56,50 @@ func TestStreamTokens(t *testing.T) {
 		t.Errorf("random key, default TTL: %v, %v", r, err)
 	}
 }
+
+// TestStreamTokenIsCanonical: the last base64 character of each part of a
+// token carries unused low bits; its twins that differ only there decode to
+// the same bytes and must be refused, so that a token has one spelling.
+func TestStreamTokenIsCanonical(t *testing.T) {
+	s, err := NewStreamTokens([]byte("0123456789abcdef0123"), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8+9 bytes of payload and 32 of MAC: 2 unused bits in the last
+	// character of each part.
+	tok, _ := s.Mint("token:abc")
+	if _, err := s.Check(tok); err != nil {
+		t.Fatalf("the canonical token: %v", err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	payload, mac, _ := strings.Cut(strings.TrimPrefix(tok, streamTokenPrefix), ".")
+	// twins returns the spellings of part with its last character changed
+	// in its unused bits only.
+	twins := func(part string) []string {
+		last := strings.IndexByte(alphabet, part[len(part)-1])
+		var out []string
+		for low := range 4 {
+			if v := last&^3 | low; v != last {
+				out = append(out, part[:len(part)-1]+string(alphabet[v]))
+			}
+		}
+		return out
+	}
+	var tests []struct{ name, token string }
+	for _, p := range twins(payload) {
+		tests = append(tests, struct{ name, token string }{"payload " + p[len(p)-1:], streamTokenPrefix + p + "." + mac})
+	}
+	for _, m := range twins(mac) {
+		tests = append(tests, struct{ name, token string }{"mac " + m[len(m)-1:], streamTokenPrefix + payload + "." + m})
+	}
+	if len(tests) != 6 {
+		t.Fatalf("%d twins, want 3 per part: the token's layout changed", len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if cred, err := s.Check(tt.token); !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("Check of a non-canonical spelling = %q, %v; want ErrUnauthenticated", cred, err)
+			}
+		})
+	}
+}
