@@ -66,9 +66,15 @@ func NewStreamTokens(key []byte, ttl time.Duration) (*StreamTokens, error) {
 	return &StreamTokens{key: append([]byte(nil), key...), ttl: ttl, now: time.Now}, nil
 }
 
-// Mint returns a token for credential and when it expires.
+// Mint returns a token for credential and when it expires: at least the
+// TTL from now, rounded up to the second (the token holds whole seconds),
+// so that a token is never minted already expired, whatever the TTL.
 func (s *StreamTokens) Mint(credential string) (string, time.Time) {
-	expires := s.now().Add(s.ttl).Truncate(time.Second)
+	exact := s.now().Add(s.ttl)
+	expires := exact.Truncate(time.Second)
+	if expires.Before(exact) {
+		expires = expires.Add(time.Second)
+	}
 	payload := binary.BigEndian.AppendUint64(nil, uint64(expires.Unix()))
 	payload = append(payload, credential...)
 	return streamTokenPrefix + tokenEncoding.EncodeToString(payload) + "." + tokenEncoding.EncodeToString(s.mac(payload)), expires

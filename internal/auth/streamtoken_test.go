@@ -103,3 +103,43 @@ func TestStreamTokenIsCanonical(t *testing.T) {
 		})
 	}
 }
+
+// TestMintIsNeverExpired: a token is valid for at least the TTL from the
+// moment it is minted, its expiry rounded up to the second it is written
+// with; rounded down, a TTL under a second made tokens born expired.
+func TestMintIsNeverExpired(t *testing.T) {
+	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		now  time.Time
+		ttl  time.Duration
+	}{
+		{"half a second, early in the second", base.Add(200 * time.Millisecond), 500 * time.Millisecond},
+		{"half a second, late in the second", base.Add(700 * time.Millisecond), 500 * time.Millisecond},
+		{"a nanosecond", base.Add(time.Nanosecond), time.Nanosecond},
+		{"a nanosecond on the second", base, time.Nanosecond},
+		{"a second and a bit", base.Add(999 * time.Millisecond), 1001 * time.Millisecond},
+		{"a minute on the second", base, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewStreamTokens([]byte("0123456789abcdef0123"), tt.ttl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := tt.now
+			s.now = func() time.Time { return now }
+			tok, expires := s.Mint("token:abc")
+			if expires.Before(tt.now.Add(tt.ttl)) || !expires.Equal(expires.Truncate(time.Second)) || expires.Sub(tt.now) >= tt.ttl+time.Second {
+				t.Fatalf("expires %v for a TTL of %v from %v: want the first whole second at or after %v", expires, tt.ttl, tt.now, tt.now.Add(tt.ttl))
+			}
+			if _, err := s.Check(tok); err != nil {
+				t.Fatalf("Check at once: %v", err)
+			}
+			now = expires
+			if _, err := s.Check(tok); !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("Check at the expiry: %v, want ErrUnauthenticated", err)
+			}
+		})
+	}
+}
