@@ -103,11 +103,12 @@ func (f *forwarder) post(ctx context.Context, body []byte, seq uint64, epoch str
 }
 
 // redirected describes a redirect, which is not followed, so that the user
-// can give --forward-to the URL it points to.
+// can give --forward-to the URL it points to. A 3xx without a usable
+// Location (304, say) points nowhere: its status says enough.
 func redirected(resp *http.Response) string {
 	loc, err := resp.Location()
 	if err != nil {
-		return resp.Status + ": the target redirects without a valid Location; redirects are not followed"
+		return resp.Status
 	}
 	return fmt.Sprintf("%s: the target redirects to %s; redirects are not followed: give --forward-to that URL", resp.Status, loc.Redacted())
 }
