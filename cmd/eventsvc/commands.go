@@ -163,7 +163,7 @@ func parseTail(args []string, getenv func(string) string, out io.Writer) (tail.C
 	fs.BoolVar(&allowGap, "allow-gap", false, "if the cursor cannot be honoured (log recreated, events expired), go on from the earliest event, and say so")
 	fs.StringVar(&cfg.CursorFile, "cursor-file", "", "file to save the position in after each event, and to resume from when it exists")
 	fs.StringVar(&cfg.Output, "output", tail.OutputText, "text (one line per event) or json (one JSON event per line)")
-	fs.StringVar(&cfg.ForwardTo, "forward-to", "", "POST each event as JSON to this URL; the cursor moves on only after a 2xx answer")
+	fs.StringVar(&cfg.ForwardTo, "forward-to", "", "POST each event as JSON to this URL; the cursor moves on only after a 2xx answer (redirects are not followed)")
 	fs.DurationVar(&minBackoff, "min-backoff", client.DefaultMinBackoff, "first wait before reconnecting or forwarding again")
 	fs.DurationVar(&maxBackoff, "max-backoff", client.DefaultMaxBackoff, "longest wait before reconnecting or forwarding again")
 	fs.Usage = func() {

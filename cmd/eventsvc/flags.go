@@ -92,7 +92,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 
 	fs.StringVar(&cfg.Auth.File, "auth-file", cfg.Auth.File, "YAML file of API clients, their token hashes and rights; re-read on SIGHUP (empty: the API is open)")
 	fs.Var(listValue{&cfg.Auth.CORSAllowedOrigins}, "cors-allowed-origins", "comma-separated origins (https://host[:port]) whose pages may call the REST API from a browser, or * for any (empty: none)")
-	fs.DurationVar(&cfg.Auth.StreamTokenTTL, "stream-token-ttl", cfg.Auth.StreamTokenTTL, "how long a stream token (POST /v1/stream-tokens, for browsers' EventSource) may open streams")
+	fs.DurationVar(&cfg.Auth.StreamTokenTTL, "stream-token-ttl", cfg.Auth.StreamTokenTTL, "how long a stream token (POST /v1/stream-tokens, for browsers' EventSource) may open streams (at least "+config.MinStreamTokenTTL.String()+")")
 	fs.Var(secretString{&cfg.Auth.StreamTokenSecret}, "stream-token-secret", "key that signs stream tokens; give every instance behind one load balancer the same (at least 16 bytes; empty: random per process)")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", cfg.TLS.CertFile, "server certificate (PEM) for gRPC and HTTP; with --tls-key")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", cfg.TLS.KeyFile, "server private key (PEM)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/app"
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
@@ -457,6 +459,50 @@ func TestAuthReloadRevokesToken(t *testing.T) {
 	}
 	if _, err := s.client.ListEvents(withToken(ctx, "tok-admin"), &eventsv1.ListEventsRequest{}); err != nil {
 		t.Fatalf("after a failed reload: %v", err)
+	}
+}
+
+// TestAuthEmptyRestrictionIsRefused: an auth file in which a client's
+// restriction list is present but empty or null stops start-up; reloaded
+// (what SIGHUP does), it is refused and the client may still read only what
+// it could before. Read as absent, it would give the client every channel.
+func TestAuthEmptyRestrictionIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t)
+	cfg.Auth.File = authFile(dir, "twlo", "gswa", "admin")
+	good := readFile(t, cfg.Auth.File)
+
+	bad := testConfig(t)
+	bad.Auth.File = filepath.Join(t.TempDir(), "auth.yaml")
+	if err := os.WriteFile(bad.Auth.File, []byte(strings.Replace(good, `channel_keys: ["twlo_*"]`, "channel_keys: []", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := app.Start(ctxT(t), bad, testLogger()); !errors.Is(err, auth.ErrInvalidFile) {
+		if err == nil {
+			a.Shutdown(ctxT(t))
+		}
+		t.Fatalf("Start with channel_keys: []: %v, want ErrInvalidFile", err)
+	}
+
+	s := start(t, cfg)
+	ctx := ctxT(t)
+	for _, empty := range []string{"channel_keys: []", "channel_keys: ~", "channel_keys:"} {
+		t.Run(empty, func(t *testing.T) {
+			bad := strings.Replace(good, `channel_keys: ["twlo_*"]`, empty, 1)
+			if bad == good {
+				t.Fatal("the auth file of the test changed: twlo's channel_keys not found")
+			}
+			if err := os.WriteFile(cfg.Auth.File, []byte(bad), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.app.ReloadAuth(); !errors.Is(err, auth.ErrInvalidFile) || !strings.Contains(err.Error(), `client "twlo": channel_keys is present but empty`) {
+				t.Fatalf("ReloadAuth: %v, want ErrInvalidFile naming twlo's channel_keys", err)
+			}
+			_, err := s.client.ListEvents(withToken(ctx, "tok-twlo"), &eventsv1.ListEventsRequest{ChannelKeys: []string{otherChannel}})
+			if status.Code(err) != codes.PermissionDenied {
+				t.Fatalf("twlo lists %s after the refused reload: %v, want PermissionDenied", otherChannel, err)
+			}
+		})
 	}
 }
 

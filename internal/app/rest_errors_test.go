@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -131,5 +132,22 @@ func TestRESTParametersAreChecked(t *testing.T) {
 	resp, _ := rawStream(t, ctx, s.base+"/v1/events:stream?access_token=&last_event_id=", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the stream's own parameters: %d", resp.StatusCode)
+	}
+	// ... and they take one value each, as the others: which of two tokens
+	// authenticates must not depend on the order of the query. (Read as a
+	// stream: a stream wrongly opened would never end.)
+	for _, name := range []string{"access_token", "last_event_id"} {
+		t.Run(name+" twice", func(t *testing.T) {
+			resp, r := rawStream(t, ctx, s.base+"/v1/events:stream?"+name+"=1&"+name+"=2", nil)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%s given twice: %d, want 400", name, resp.StatusCode)
+			}
+			b, _ := io.ReadAll(r)
+			var st restStatus
+			json.Unmarshal(b, &st)
+			if want := fmt.Sprintf("query parameter %q is given 2 times: it takes one value", name); st.Code != 3 || !strings.Contains(st.Message, want) {
+				t.Fatalf("%s given twice: %s, want INVALID_ARGUMENT containing %q", name, b, want)
+			}
+		})
 	}
 }

@@ -179,14 +179,35 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// fileClient is one client as written in the auth file.
+// fileClient is one client as written in the auth file. The restrictions
+// are kept as nodes because an absent list permits everything on its axis
+// while a present one must never widen access, and decoded into a slice
+// an absent list, a null one and an empty one all come out nil.
 type fileClient struct {
-	Name        string   `yaml:"name"`
-	TokenSHA256 string   `yaml:"token_sha256"`
-	CertSubject string   `yaml:"cert_subject"`
-	ChannelKeys []string `yaml:"channel_keys"`
-	Providers   []string `yaml:"providers"`
-	Types       []string `yaml:"types"`
+	Name        string    `yaml:"name"`
+	TokenSHA256 string    `yaml:"token_sha256"`
+	CertSubject string    `yaml:"cert_subject"`
+	ChannelKeys yaml.Node `yaml:"channel_keys"`
+	Providers   yaml.Node `yaml:"providers"`
+	Types       yaml.Node `yaml:"types"`
+}
+
+// restriction decodes the restriction list field of a client; nil means
+// the field is absent. A present list that is null or empty is an error:
+// taken as absent it would permit everything, taken literally nothing, and
+// neither is likely what its writer meant.
+func restriction(n *yaml.Node, field, what, orAll string) ([]string, error) {
+	if n.IsZero() {
+		return nil, nil
+	}
+	var list []string
+	if err := n.Decode(&list); err != nil {
+		return nil, fmt.Errorf("%s: %v", field, err)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%s is present but empty, which would permit no %s: remove it to permit every %s%s", field, what, what, orAll)
+	}
+	return list, nil
 }
 
 type file struct {
@@ -214,13 +235,22 @@ func readFile(path string) (*table, error) {
 }
 
 // parse validates the content of an auth file. Unknown fields are errors, so
-// that a misspelt restriction is not silently ignored.
+// that a misspelt restriction is not silently ignored; so is a second YAML
+// document, whose clients would be. A file without any document (empty, or
+// only comments) is an error too, so that a reload of a file truncated by a
+// failed write keeps the clients in force instead of revoking them all.
 func parse(data []byte) (*table, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f file
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf(`%w: the file holds no YAML document: write "clients: []" for a file without clients`, ErrInvalidFile)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalidFile, err)
+	}
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf(`%w: the file holds more than one YAML document (a line "---" starts another): list every client under the first one's "clients:"`, ErrInvalidFile)
 	}
 	t := &table{bySubj: make(map[string]*Client), byCred: make(map[string]*Client)}
 	names := make(map[string]bool)
@@ -254,15 +284,27 @@ func parse(data []byte) (*table, error) {
 			hashes[string(h)] = fc.Name
 			hash = h
 		}
-		providers, err := parseEnums[eventsv1.Provider](fc.Providers, eventsv1.Provider_value, "PROVIDER_", providerCodes)
+		channelKeys, err := restriction(&fc.ChannelKeys, "channel_keys", "channel", `, or list "*"`)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		providerNames, err := restriction(&fc.Providers, "providers", "provider", "")
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		typeNames, err := restriction(&fc.Types, "types", "type", "")
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		providers, err := parseEnums[eventsv1.Provider](providerNames, eventsv1.Provider_value, "PROVIDER_", providerCodes)
 		if err != nil {
 			return nil, bad("providers: %v", err)
 		}
-		types, err := parseEnums[eventsv1.EventType](fc.Types, eventsv1.EventType_value, "EVENT_TYPE_", nil)
+		types, err := parseEnums[eventsv1.EventType](typeNames, eventsv1.EventType_value, "EVENT_TYPE_", nil)
 		if err != nil {
 			return nil, bad("types: %v", err)
 		}
-		scope, err := filter.NewScope(fc.ChannelKeys, providers, types)
+		scope, err := filter.NewScope(channelKeys, providers, types)
 		if err != nil {
 			return nil, bad("%v", err)
 		}

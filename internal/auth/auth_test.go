@@ -98,6 +98,29 @@ func TestInvalidFiles(t *testing.T) {
 		{"bad channel pattern", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys: [\"a*b\"]", `client "a": invalid filter: channel_keys[0]`},
 		{"misspelt field", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_key: [a]", "field channel_key not found"},
 		{"not YAML", "clients: [", "invalid auth file"},
+		// A restriction that is present never widens access: empty or null,
+		// it is refused rather than read as absent (which permits all).
+		{"empty channel_keys", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys: []",
+			`client "a": channel_keys is present but empty, which would permit no channel: remove it to permit every channel, or list "*"`},
+		{"null channel_keys", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys:", `client "a": channel_keys is present but empty`},
+		{"channel_keys: ~", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys: ~", `client "a": channel_keys is present but empty`},
+		{"empty providers", "clients:\n  - name: a\n    token_sha256: " + h + "\n    providers: []",
+			`client "a": providers is present but empty, which would permit no provider: remove it to permit every provider`},
+		{"null providers", "clients:\n  - name: a\n    token_sha256: " + h + "\n    providers: null", `client "a": providers is present but empty`},
+		{"empty types", "clients:\n  - name: a\n    token_sha256: " + h + "\n    types: []",
+			`client "a": types is present but empty, which would permit no type: remove it to permit every type`},
+		{"null types", "clients:\n  - name: a\n    token_sha256: " + h + "\n    types:\n  - name: b\n    cert_subject: CN=b", `client "a": types is present but empty`},
+		// Only the first of several documents would be read: a client after a
+		// "---" would be silently ignored.
+		{"two documents", "clients:\n  - name: a\n    token_sha256: " + h + "\n---\nclients:\n  - name: b\n    cert_subject: CN=b",
+			`holds more than one YAML document`},
+		{"a trailing ---", "clients:\n  - name: a\n    token_sha256: " + h + "\n---\n", `holds more than one YAML document`},
+		// No document at all (a file truncated by a failed write, say) is
+		// refused as before, now in words: a reload keeps the clients in force
+		// rather than revoking them all.
+		{"empty file", "", `holds no YAML document: write "clients: []" for a file without clients`},
+		{"only comments", "# clients:\n#   - name: a\n", `holds no YAML document`},
+		{"channel_keys not a list", "clients:\n  - name: a\n    token_sha256: " + h + "\n    channel_keys: twlo_1", `client "a": channel_keys: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +160,90 @@ func TestReload(t *testing.T) {
 	}
 	if _, _, err := s.Authenticate("tb", ""); err != nil {
 		t.Errorf("after a failed reload: %v", err)
+	}
+}
+
+// TestDocumentMarkers: one document, with or without its start and end
+// markers, is a valid file; so is one that lists no clients.
+func TestDocumentMarkers(t *testing.T) {
+	client := "clients:\n  - name: a\n    token_sha256: " + HashToken("ta") + "\n"
+	tests := []struct {
+		name, content string
+		clients       int
+	}{
+		{"bare", client, 1},
+		{"start marker", "---\n" + client, 1},
+		{"start and end markers", "---\n" + client + "...\n", 1},
+		{"no clients", "clients: []\n", 0},
+		{"an empty document", "---\n", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Load(writeFile(t, t.TempDir(), tt.content), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := s.table.Load().nClients; n != tt.clients {
+				t.Fatalf("%d clients, want %d", n, tt.clients)
+			}
+		})
+	}
+}
+
+// TestReloadRefusesAnEmptyRestriction: a reload (SIGHUP) of a file in which
+// a restricted client's list became empty or null is refused, and the
+// client keeps the rights it had: the file must not widen them to
+// everything.
+func TestReloadRefusesAnEmptyRestriction(t *testing.T) {
+	dir := t.TempDir()
+	client := "clients:\n  - name: b\n    token_sha256: " + HashToken("tb") + "\n"
+	path := writeFile(t, dir, client+"    channel_keys: [\"twlo_1*\"]\n    providers: [twlo]\n    types: [message]\n")
+	s, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filter.Key{Type: eventsv1.EventType_EVENT_TYPE_MESSAGE, Provider: eventsv1.Provider_PROVIDER_TWILIO_SMS, Channel: "twlo_19"}
+	tests := []struct {
+		name, restrictions string
+		out                filter.Key // permitted if the file were taken
+	}{
+		{"channel_keys: []", "    channel_keys: []\n    providers: [twlo]\n    types: [message]\n",
+			filter.Key{Type: in.Type, Provider: in.Provider, Channel: "gswa_9"}},
+		{"channel_keys: ~", "    channel_keys: ~\n    providers: [twlo]\n    types: [message]\n",
+			filter.Key{Type: in.Type, Provider: in.Provider, Channel: "gswa_9"}},
+		{"channel_keys:", "    channel_keys:\n    providers: [twlo]\n    types: [message]\n",
+			filter.Key{Type: in.Type, Provider: in.Provider, Channel: "gswa_9"}},
+		{"providers: []", "    channel_keys: [\"twlo_1*\"]\n    providers: []\n    types: [message]\n",
+			filter.Key{Type: in.Type, Provider: eventsv1.Provider_PROVIDER_TELNYX_SMS, Channel: in.Channel}},
+		{"types: []", "    channel_keys: [\"twlo_1*\"]\n    providers: [twlo]\n    types: []\n",
+			filter.Key{Type: eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE, Provider: in.Provider, Channel: in.Channel}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			writeFile(t, dir, client+tt.restrictions)
+			if err := s.Reload(); !errors.Is(err, ErrInvalidFile) || !strings.Contains(err.Error(), "is present but empty") {
+				t.Fatalf("Reload: err = %v, want ErrInvalidFile saying the list is empty", err)
+			}
+			c, _, err := s.Authenticate("tb", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.Scope.Permits(&in) || c.Scope.Permits(&tt.out) {
+				t.Errorf("after the refused reload: Permits(%v) = %v, Permits(%v) = %v; want the old rights", &in, c.Scope.Permits(&in), &tt.out, c.Scope.Permits(&tt.out))
+			}
+		})
+	}
+}
+
+// TestEveryChannelIsListedAsStar: "*" is how a present channel_keys
+// permits every channel.
+func TestEveryChannelIsListedAsStar(t *testing.T) {
+	s, err := Load(writeFile(t, t.TempDir(), "clients:\n  - name: a\n    token_sha256: "+HashToken("ta")+"\n    channel_keys: [\"*\"]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _, err := s.Authenticate("ta", ""); err != nil || !c.Scope.Unrestricted() {
+		t.Fatalf("Authenticate = %v, %v; want a client without restrictions", c, err)
 	}
 }
 

@@ -42,6 +42,11 @@ const maxStreamToken = 2 << 10
 // streamTokenPrefix starts every stream token (version 1).
 const streamTokenPrefix = "st1."
 
+// tokenEncoding encodes both parts of a token. Strict, so that the unused
+// low bits of a part's last character must be zero: otherwise four
+// spellings of it decode alike and a token has several accepted forms.
+var tokenEncoding = base64.RawURLEncoding.Strict()
+
 // NewStreamTokens returns an issuer of tokens valid for ttl (default
 // DefaultStreamTokenTTL) under key; with a nil key, a random one, which only
 // this process knows. A key shorter than MinStreamTokenKey is an error.
@@ -61,13 +66,18 @@ func NewStreamTokens(key []byte, ttl time.Duration) (*StreamTokens, error) {
 	return &StreamTokens{key: append([]byte(nil), key...), ttl: ttl, now: time.Now}, nil
 }
 
-// Mint returns a token for credential and when it expires.
+// Mint returns a token for credential and when it expires: at least the
+// TTL from now, rounded up to the second (the token holds whole seconds),
+// so that a token is never minted already expired, whatever the TTL.
 func (s *StreamTokens) Mint(credential string) (string, time.Time) {
-	expires := s.now().Add(s.ttl).Truncate(time.Second)
+	exact := s.now().Add(s.ttl)
+	expires := exact.Truncate(time.Second)
+	if expires.Before(exact) {
+		expires = expires.Add(time.Second)
+	}
 	payload := binary.BigEndian.AppendUint64(nil, uint64(expires.Unix()))
 	payload = append(payload, credential...)
-	enc := base64.RawURLEncoding
-	return streamTokenPrefix + enc.EncodeToString(payload) + "." + enc.EncodeToString(s.mac(payload)), expires
+	return streamTokenPrefix + tokenEncoding.EncodeToString(payload) + "." + tokenEncoding.EncodeToString(s.mac(payload)), expires
 }
 
 func (s *StreamTokens) mac(payload []byte) []byte {
@@ -86,9 +96,8 @@ func (s *StreamTokens) Check(token string) (string, error) {
 		return "", fmt.Errorf("%w: not a stream token", ErrUnauthenticated)
 	}
 	p, m, ok := strings.Cut(rest, ".")
-	enc := base64.RawURLEncoding
-	payload, err1 := enc.DecodeString(p)
-	mac, err2 := enc.DecodeString(m)
+	payload, err1 := tokenEncoding.DecodeString(p)
+	mac, err2 := tokenEncoding.DecodeString(m)
 	if !ok || err1 != nil || err2 != nil || len(payload) < 8 {
 		return "", fmt.Errorf("%w: not a stream token", ErrUnauthenticated)
 	}

@@ -155,13 +155,20 @@ type Stream struct {
 	MaxStreamsPerClient int
 }
 
+// MinStreamTokenTTL is the shortest Auth.StreamTokenTTL: a token must live
+// through its round trip to the page that opens the stream with it, and
+// through the clock skew between instances that share its key; shorter, a
+// token would expire before it is used, or be minted expired.
+const MinStreamTokenTTL = 10 * time.Second
+
 // Auth configures who may use the API.
 type Auth struct {
 	// File is the YAML file of API clients (see internal/auth). Empty: the
 	// API is open to whoever can reach it.
 	File string
 	// StreamTokenTTL is how long a stream token (CreateStreamToken) is
-	// accepted for opening a stream. Default 5 min.
+	// accepted for opening a stream. Default 5 min; at least
+	// MinStreamTokenTTL.
 	StreamTokenTTL time.Duration
 	// CORSAllowedOrigins are the origins (scheme://host[:port]) whose pages
 	// may call the REST API from a browser, or "*" for any (credentials are
@@ -377,8 +384,8 @@ func (c Config) Validate() error {
 			return bad("cors-allowed-origins", "%q: %v", o, err)
 		}
 	}
-	if c.Auth.StreamTokenTTL <= 0 {
-		return bad("stream-token-ttl", "must be positive")
+	if c.Auth.StreamTokenTTL < MinStreamTokenTTL {
+		return bad("stream-token-ttl", "must be at least %s, got %s", MinStreamTokenTTL, c.Auth.StreamTokenTTL)
 	}
 	if s := c.Auth.StreamTokenSecret; s != "" && len(s) < 16 {
 		return bad("stream-token-secret", "must be at least 16 bytes")

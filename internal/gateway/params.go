@@ -74,16 +74,21 @@ func unknownParameter(r *http.Request) string {
 	}
 	where := r.Method + " " + r.URL.Path
 	for _, name := range sortedKeys(query) {
+		values := query[name]
 		p, known := params[name]
 		if !known || p.In != "query" {
 			if "/"+strings.Join(rt.segments, "/") == streamPath && slices.Contains(streamOnlyParams, name) {
+				// Single-valued too: the handler reads the first, so two
+				// access tokens would be decided by their order.
+				if len(values) > 1 {
+					return givenTwice(name, len(values))
+				}
 				continue
 			}
 			return unknown(name, where, params)
 		}
-		values := query[name]
 		if len(values) > 1 && !p.Repeated {
-			return fmt.Sprintf("query parameter %q is given %d times: it takes one value", name, len(values))
+			return givenTwice(name, len(values))
 		}
 		for _, v := range values {
 			if msg := checkValue("query parameter", p, v); msg != "" {
@@ -92,6 +97,11 @@ func unknownParameter(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// givenTwice says that a single-valued parameter is given n times.
+func givenTwice(name string, n int) string {
+	return fmt.Sprintf("query parameter %q is given %d times: it takes one value", name, n)
 }
 
 // unknown says that name is not a query parameter of the route, and which

@@ -24,6 +24,20 @@ type forwarder struct {
 	min, max time.Duration
 }
 
+// newForwardClient returns the client that forwards events: one that does
+// not follow redirects. Go's client would follow a 301, 302 or 303 with a
+// GET without the body, whose 2xx would then count as the event's delivery;
+// and a 307 or 308 to a URL the user did not give. A redirect is an answer
+// like any other that is not 2xx, and post says where it points.
+func newForwardClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
 // forward POSTs ev as JSON (proto field names), with its sequence and epoch
 // as headers so that the receiver can drop a repeat, and retries with a
 // jittered backoff until a 2xx answer or the end of ctx.
@@ -79,8 +93,22 @@ func (f *forwarder) post(ctx context.Context, body []byte, seq uint64, epoch str
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode/100 == 3:
+		return redirected(resp)
+	case resp.StatusCode/100 != 2:
 		return resp.Status
 	}
 	return ""
+}
+
+// redirected describes a redirect, which is not followed, so that the user
+// can give --forward-to the URL it points to. A 3xx without a usable
+// Location (304, say) points nowhere: its status says enough.
+func redirected(resp *http.Response) string {
+	loc, err := resp.Location()
+	if err != nil {
+		return resp.Status
+	}
+	return fmt.Sprintf("%s: the target redirects to %s; redirects are not followed: give --forward-to that URL", resp.Status, loc.Redacted())
 }

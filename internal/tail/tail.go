@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -50,7 +49,8 @@ type Config struct {
 	// OutputJSON (one protojson Event per line, proto field names).
 	Output string
 	// ForwardTo is a URL each event is POSTed to as JSON; the cursor moves
-	// only after a 2xx answer, retried with backoff until then. Empty: none.
+	// only after a 2xx answer, retried with backoff until then. A redirect
+	// is not followed: it is an answer other than 2xx. Empty: none.
 	ForwardTo string
 	// ForwardTimeout bounds one POST. Default 10 s.
 	ForwardTimeout time.Duration
@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%w: forward-to %q: want an http or https URL", ErrConfig, u.Redacted())
 		}
-		fwd = &forwarder{url: u, http: &http.Client{Timeout: cfg.ForwardTimeout}, stderr: stderr,
+		fwd = &forwarder{url: u, http: newForwardClient(cfg.ForwardTimeout), stderr: stderr,
 			min: cfg.Client.MinBackoff, max: cfg.Client.MaxBackoff}
 	}
 	c, err := client.Dial(cfg.Client)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,6 +147,60 @@ func TestForwardMovesTheCursorOnlyAfter2xx(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "stopped: interrupted") {
 		t.Errorf("stderr does not say why it stopped:\n%s", stderr.String())
+	}
+}
+
+// A forward target that redirects has not received the event: Go's client
+// would follow a 302 with a GET without the body (and a 307 with the body,
+// to a URL the user did not give), and the cursor would move on events that
+// never arrived. The redirect is not followed, the event is retried, the
+// cursor stays, and stderr says where the target points to.
+func TestForwardDoesNotFollowRedirects(t *testing.T) {
+	a := startApp(t)
+	post(t, a, "m1")
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			var reached atomic.Int32
+			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+			defer target.Close()
+			redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, target.URL+"/hooks", code)
+			}))
+			defer redirector.Close()
+
+			cursorFile := filepath.Join(t.TempDir(), "cursor.json")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr syncBuffer
+			done := make(chan error, 1)
+			go func() {
+				done <- tail.Run(ctx, tail.Config{
+					Client:     client.Options{Address: a.GRPCAddr(), Insecure: true, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond},
+					Request:    &eventsv1.StreamEventsRequest{FromEarliest: true},
+					CursorFile: cursorFile, ForwardTo: redirector.URL,
+				}, &stdout, &stderr)
+			}()
+			waitFor(t, "two refused attempts (or a request at the target)", func() bool {
+				return strings.Count(stderr.String(), "; retrying in") >= 2 || reached.Load() > 0
+			})
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run after cancel: %v", err)
+			}
+			if n := reached.Load(); n != 0 {
+				t.Errorf("the redirect was followed: the target got %d requests", n)
+			}
+			want := fmt.Sprintf("%d %s: the target redirects to %s/hooks", code, http.StatusText(code), target.URL)
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+			}
+			if b, err := os.ReadFile(cursorFile); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the cursor moved: %s (%v)", b, err)
+			}
+			if stdout.String() != "" {
+				t.Errorf("an event not delivered was printed: %s", stdout.String())
+			}
+		})
 	}
 }
 
