@@ -1,0 +1,93 @@
+package idindex
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// benchEntries is the size of the index the lookup and open benchmarks use:
+// the million events the README's figures are about.
+const benchEntries = 1_000_000
+
+// buildBench fills an index in dir with n entries ("ev_1" at 1, …) and
+// closes it, and returns how long adding took.
+func buildBench(b *testing.B, dir string, n int) time.Duration {
+	b.Helper()
+	x, _, err := Open(dir, testID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	began := time.Now()
+	for i := 1; i <= n; i++ {
+		if err := x.Add(fmt.Sprintf("ev_%d", i), uint64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := x.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	took := time.Since(began)
+	if err := x.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return took
+}
+
+// BenchmarkAdd measures adding a million entries to a new index as the
+// follower does, flushes and syncs included: entries/s is the rate at which
+// an index is rebuilt, the log's reading aside.
+func BenchmarkAdd(b *testing.B) {
+	var took time.Duration
+	n := 0
+	for b.Loop() {
+		took += buildBench(b, b.TempDir(), benchEntries)
+		n += benchEntries
+	}
+	b.ReportMetric(float64(n)/took.Seconds(), "entries/s")
+}
+
+// BenchmarkLookup measures lookups in an index of a million entries, once
+// the page cache holds it: of ids it holds, and of ids it does not (a probe
+// to the first empty slot of every segment).
+func BenchmarkLookup(b *testing.B) {
+	dir := b.TempDir()
+	buildBench(b, dir, benchEntries)
+	x, _, err := Open(dir, testID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.Close()
+	for _, c := range []struct {
+		name string
+		id   func(r *rand.Rand) string
+	}{
+		{"held", func(r *rand.Rand) string { return fmt.Sprintf("ev_%d", 1+r.IntN(benchEntries)) }},
+		{"absent", func(r *rand.Rand) string { return fmt.Sprintf("ev_x%d", r.IntN(benchEntries)) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := x.Lookup(c.id(r)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpen measures opening an index of a million entries that the
+// page cache holds.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	buildBench(b, dir, benchEntries)
+	for b.Loop() {
+		x, reason, err := Open(dir, testID)
+		if err != nil || reason != "" {
+			b.Fatalf("Open: %q, %v", reason, err)
+		}
+		x.Close()
+	}
+}
