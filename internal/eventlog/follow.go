@@ -48,17 +48,36 @@ const (
 	catchUpLogAt = 10_000
 )
 
-func (l *Log) openIndex(events uint64) error {
+// openIndex opens the id index of the log whose state st is, and says so
+// loudly when it was damaged.
+func (l *Log) openIndex(st jetstream.StreamState) error {
 	dir := filepath.Join(l.cfg.DataDir, "idindex", l.cfg.StreamName)
-	idx, reason, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.Epoch()})
+	var first uint64 // the index must cover the log's oldest event
+	if st.Msgs > 0 {
+		first = st.FirstSeq
+	}
+	idx, why, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.Epoch()}, first)
 	if err != nil {
 		return fmt.Errorf("eventlog: event id index: %w", err)
 	}
 	l.idx = idx
-	if reason != "" && events > 0 {
-		l.log.Info("building the event id index from the log", "dir", dir, "why", reason, "events", events)
+	switch {
+	case errors.Is(why, idindex.ErrDamaged):
+		l.log.Error(indexDamagedMsg, "dir", dir, "damage", why, "events", st.Msgs)
+	case why != nil && st.Msgs > 0:
+		l.log.Info("building the event id index from the log", "dir", dir, "why", why, "events", st.Msgs)
 	}
 	return nil
+}
+
+// indexDamagedMsg is logged when the id index is found damaged, at start-up
+// or later.
+const indexDamagedMsg = "the event id index is damaged: rebuilding it from the log; meanwhile a lookup by id of an event it does not hold yet answers UNAVAILABLE"
+
+// indexFailed translates an error of the index met by a lookup: the caller
+// may retry.
+func (l *Log) indexFailed(err error) error {
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
 func (l *Log) startFollower() {
@@ -171,7 +190,10 @@ func (l *Log) followOnce(ctx context.Context) error {
 		// index again what it now holds there. The stale entries above are
 		// harmless: lookups check ids.
 		l.log.Warn("the event id index is ahead of the log; indexing again from the log's end", "indexed_to", applied, "last_sequence", st.Last)
-		l.idx.Rewind(st.Last)
+		if err := l.idx.Rewind(st.Last); err != nil {
+			l.fmu.Unlock()
+			return err
+		}
 	case applied+1 < st.First:
 		l.idx.Skip(st.First - 1) // expired while we were away
 	}

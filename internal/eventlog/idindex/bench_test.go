@@ -16,7 +16,7 @@ const benchEntries = 1_000_000
 // closes it, and returns how long adding took.
 func buildBench(b *testing.B, dir string, n int) time.Duration {
 	b.Helper()
-	x, _, err := Open(dir, testID)
+	x, _, err := Open(dir, testID, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func BenchmarkAdd(b *testing.B) {
 func BenchmarkLookup(b *testing.B) {
 	dir := b.TempDir()
 	buildBench(b, dir, benchEntries)
-	x, _, err := Open(dir, testID)
+	x, _, err := Open(dir, testID, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func BenchmarkLookup(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime()
 			for b.Loop() {
-				if _, err := x.Lookup(c.id(r)); err != nil {
+				if _, _, err := x.Lookup(c.id(r)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -90,9 +90,9 @@ func BenchmarkOpen(b *testing.B) {
 	buildBench(b, dir, benchEntries)
 	cpu0 := cpuTime()
 	for b.Loop() {
-		x, reason, err := Open(dir, testID)
-		if err != nil || reason != "" {
-			b.Fatalf("Open: %q, %v", reason, err)
+		x, why, err := Open(dir, testID, 0)
+		if err != nil || why != nil {
+			b.Fatalf("Open: %v, %v", why, err)
 		}
 		x.Close()
 	}
