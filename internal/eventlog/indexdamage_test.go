@@ -268,3 +268,61 @@ func logLine(logs, s string) string {
 	}
 	return ""
 }
+
+// TestIndexDamagedWhileOpen damages a page of the id index under a running
+// log: the damage is found by a lookup that reads the page, or by the
+// follower writing to it, and the index rebuilt; an event whose entry was
+// on the page answers UNAVAILABLE until then, never NOT_FOUND.
+func TestIndexDamagedWhileOpen(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// find makes the log meet the damaged page.
+		find func(t *testing.T, l *Log, logs *syncBuffer, id string)
+	}{
+		{"found by a lookup", func(t *testing.T, l *Log, _ *syncBuffer, id string) {
+			if rec, err := l.GetByID(context.Background(), id); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("GetByID(%s) reading the damaged page = %v, %v; want ErrUnavailable", id, rec, err)
+			}
+		}},
+		{"found by the follower", func(t *testing.T, l *Log, logs *syncBuffer, _ string) {
+			// Entries for new events land on every page (~12 a page).
+			publishMany(t, l, 3001, 3000)
+			waitUntil(t, "the damage to be found", func() bool { return strings.Contains(logs.String(), "the event id index is damaged: rebuilding") })
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs syncBuffer
+			dir := t.TempDir()
+			l := openWith(t, Config{DataDir: dir, MaxAge: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			ids := publishMany(t, l, 1, 3000)
+			var slots map[uint64]slot
+			waitUntil(t, "every entry to reach the index's files", func() bool {
+				slots = indexSlots(t, indexDir(dir), ids)
+				return len(slots) == len(ids)
+			})
+			target := slots[1500]
+			page := target.off - target.off%4096
+			var onPage []uint64
+			for seq, s := range slots {
+				if s.file == target.file && s.off-s.off%4096 == page {
+					onPage = append(onPage, seq)
+				}
+			}
+			rewrite(t, target.file, page, 4096, func(b []byte) { clear(b) })
+
+			c.find(t, l, &logs, ids[1500])
+			for _, seq := range onPage {
+				findEventually(t, l, ids[seq], seq)
+			}
+			for seq, id := range ids {
+				if seq%37 == 0 {
+					findEventually(t, l, id, seq)
+				}
+			}
+			if !strings.Contains(logs.String(), "level=ERROR msg=\"the event id index is damaged: rebuilding it from the log") {
+				t.Fatalf("the log does not say that the index is damaged and rebuilt:\n%s", logs.String())
+			}
+			t.Logf("%d entries on the zeroed page, all found; %s", len(onPage), logLine(logs.String(), "damaged"))
+		})
+	}
+}
