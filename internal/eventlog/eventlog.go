@@ -228,7 +228,8 @@ type Log struct {
 	// not read it again (see follow.go); tailDropped says some did not fit.
 	tailFed     chan fedEntry
 	tailDropped atomic.Bool
-	// kick wakes a follower that stands by (a lookup needs the index).
+	// kick wakes the follower: a lookup needs the index, to move on or,
+	// damaged, to be rebuilt.
 	kick chan struct{}
 	// standingBy reports that the follower relies on Tail alone.
 	standingBy atomic.Bool
@@ -289,7 +290,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.Close()
 		return nil, err
 	}
-	if err := l.openIndex(info.State.Msgs); err != nil {
+	if err := l.openIndex(info.State); err != nil {
 		l.Close()
 		return nil, err
 	}
@@ -887,8 +888,9 @@ func (l *Log) Get(ctx context.Context, seq uint64) (*record.Record, error) {
 func (l *Log) GetByID(ctx context.Context, id string) (*record.Record, error) {
 	var applied, last uint64
 	for attempt := 0; ; attempt++ {
-		applied = l.idx.Applied()
-		rec, err := l.lookupID(ctx, id)
+		var rec *record.Record
+		var err error
+		rec, applied, err = l.lookupID(ctx, id)
 		if rec != nil || err != nil {
 			return rec, err
 		}
@@ -921,11 +923,12 @@ func (l *Log) GetByID(ctx context.Context, id string) (*record.Record, error) {
 }
 
 // lookupID returns the newest stored event with id among the index's
-// candidates, or nil.
-func (l *Log) lookupID(ctx context.Context, id string) (*record.Record, error) {
-	seqs, err := l.idx.Lookup(id)
+// candidates, or nil, and the sequence up to which the index held every
+// event when it looked.
+func (l *Log) lookupID(ctx context.Context, id string) (*record.Record, uint64, error) {
+	seqs, upTo, err := l.idx.Lookup(id)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, 0, l.indexFailed(err)
 	}
 	for _, seq := range seqs {
 		rec, err := l.Get(ctx, seq)
@@ -933,13 +936,13 @@ func (l *Log) lookupID(ctx context.Context, id string) (*record.Record, error) {
 			continue // expired, or a stale entry
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if rec.ID == id {
-			return rec, nil
+			return rec, upTo, nil
 		}
 	}
-	return nil, nil
+	return nil, upTo, nil
 }
 
 // SequenceAt returns the sequence of the first event stored at or after t,

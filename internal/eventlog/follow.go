@@ -48,17 +48,66 @@ const (
 	catchUpLogAt = 10_000
 )
 
-func (l *Log) openIndex(events uint64) error {
+// openIndex opens the id index of the log whose state st is, and says so
+// loudly when it was damaged.
+func (l *Log) openIndex(st jetstream.StreamState) error {
 	dir := filepath.Join(l.cfg.DataDir, "idindex", l.cfg.StreamName)
-	idx, reason, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.Epoch()})
+	var first uint64 // the index must cover the log's oldest event
+	if st.Msgs > 0 {
+		first = st.FirstSeq
+	}
+	idx, why, err := idindex.Open(dir, idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.Epoch()}, first)
 	if err != nil {
 		return fmt.Errorf("eventlog: event id index: %w", err)
 	}
 	l.idx = idx
-	if reason != "" && events > 0 {
-		l.log.Info("building the event id index from the log", "dir", dir, "why", reason, "events", events)
+	switch {
+	case errors.Is(why, idindex.ErrDamaged):
+		l.log.Error(indexDamagedMsg, "dir", dir, "damage", why, "events", st.Msgs)
+	case why != nil && st.Msgs > 0:
+		l.log.Info("building the event id index from the log", "dir", dir, "why", why, "events", st.Msgs)
 	}
 	return nil
+}
+
+// indexDamagedMsg is logged when the id index is found damaged, at start-up
+// or later.
+const indexDamagedMsg = "the event id index is damaged: rebuilding it from the log; meanwhile a lookup by id of an event it does not hold yet answers UNAVAILABLE"
+
+// indexFailed translates an error of the index met by a lookup: damage has
+// the follower rebuild the index (see repairIndex); either way the caller
+// may retry.
+func (l *Log) indexFailed(err error) error {
+	if errors.Is(err, idindex.ErrDamaged) {
+		l.kickFollower()
+		return fmt.Errorf("%w: the event id index is damaged and being rebuilt", ErrUnavailable)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// repairIndex empties the index if it was found damaged; the follower then
+// fills it again from the log, as it does a new one. It reports whether the
+// index is fit to be followed. Only the follower calls it, between reads,
+// so that no read in progress adds to the new index what follows a gap.
+func (l *Log) repairIndex() bool {
+	l.fmu.Lock()
+	var damage, err error
+	if !l.idxClosed {
+		if damage = l.idx.Damaged(); damage != nil {
+			err = l.idx.Reset(idindex.Identity{Stream: l.cfg.StreamName, Epoch: l.Epoch()})
+		}
+	}
+	l.fmu.Unlock()
+	if damage == nil {
+		return true
+	}
+	l.log.Error(indexDamagedMsg, "damage", damage)
+	if err != nil {
+		l.log.Error("emptying the damaged event id index failed; retrying", "err", err)
+		return false
+	}
+	l.indexed.signal()
+	return true
 }
 
 func (l *Log) startFollower() {
@@ -87,6 +136,14 @@ func (l *Log) closeIndex() {
 // from the start of a new epoch's log.
 func (l *Log) follow(ctx context.Context) {
 	for {
+		if !l.repairIndex() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(followRetry):
+			}
+			continue
+		}
 		err := l.followOnce(ctx)
 		if ctx.Err() != nil {
 			return
@@ -95,8 +152,8 @@ func (l *Log) follow(ctx context.Context) {
 			l.standBy(ctx)
 			continue
 		}
-		if errors.Is(err, ErrEpochChanged) {
-			continue
+		if errors.Is(err, ErrEpochChanged) || errors.Is(err, idindex.ErrDamaged) {
+			continue // follow the new epoch, or rebuild, at once
 		}
 		l.log.Warn("following the log for the event id index failed; retrying", "err", err, "indexed_to", l.idx.Applied())
 		select {
@@ -125,7 +182,9 @@ func (l *Log) maintainIndex(ctx context.Context) {
 			err = l.idx.Sync()
 		}
 		l.fmu.Unlock()
-		if err != nil {
+		if errors.Is(err, idindex.ErrDamaged) {
+			l.kickFollower() // which rebuilds it, and says so
+		} else if err != nil {
 			l.log.Error("syncing the event id index", "err", err)
 		}
 		if time.Since(lastExpire) < indexExpireEvery {
@@ -146,7 +205,9 @@ func (l *Log) maintainIndex(ctx context.Context) {
 			n, err = l.idx.Expire(first)
 		}
 		l.fmu.Unlock()
-		if err != nil {
+		if errors.Is(err, idindex.ErrDamaged) {
+			l.kickFollower()
+		} else if err != nil {
 			l.log.Error("dropping expired segments of the event id index", "err", err)
 		} else if n > 0 {
 			l.log.Debug("dropped expired segments of the event id index", "segments", n, "first_sequence", first)
@@ -171,12 +232,23 @@ func (l *Log) followOnce(ctx context.Context) error {
 		// index again what it now holds there. The stale entries above are
 		// harmless: lookups check ids.
 		l.log.Warn("the event id index is ahead of the log; indexing again from the log's end", "indexed_to", applied, "last_sequence", st.Last)
-		l.idx.Rewind(st.Last)
+		if err := l.idx.Rewind(st.Last); err != nil {
+			l.fmu.Unlock()
+			return err
+		}
 	case applied+1 < st.First:
 		l.idx.Skip(st.First - 1) // expired while we were away
 	}
 	start := l.idx.Applied() + 1
 	l.fmu.Unlock()
+	// over, under fmu, tells a consumer's callback still running once this
+	// read has ended not to add: the index may have been emptied since.
+	over := false
+	defer func() {
+		l.fmu.Lock()
+		over = true
+		l.fmu.Unlock()
+	}()
 	l.indexed.signal()
 
 	var catchUpTo atomic.Uint64 // set while a large backlog is being indexed
@@ -203,7 +275,7 @@ func (l *Log) followOnce(ctx context.Context) error {
 		if fctx.Err() != nil {
 			return
 		}
-		seq, err := l.indexMsg(m, g)
+		seq, err := l.indexMsg(m, g, &over)
 		if err != nil {
 			stop(err)
 			return
@@ -239,6 +311,11 @@ func (l *Log) followOnce(ctx context.Context) error {
 			return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
 		case <-restarted:
 			return fmt.Errorf("%w: following the log: the embedded server's JetStream restarted", ErrUnavailable)
+		case <-l.kick:
+			// Reading already; but a damaged index is rebuilt first.
+			if err := l.idx.Damaged(); err != nil {
+				return err
+			}
 		case e := <-l.tailFed:
 			if l.indexFed(e) || e.seq <= l.idx.Applied() {
 				inStep++
@@ -282,8 +359,9 @@ func (l *Log) standBy(ctx context.Context) {
 			return
 		case <-l.kick:
 			// A lookup waits for the index: Tail moves it on within
-			// moments, or the follower reads again.
-			if !l.tailMovesIndex(ctx) {
+			// moments, or the follower reads again (and first rebuilds a
+			// damaged index).
+			if l.idx.Damaged() != nil || !l.tailMovesIndex(ctx) {
 				return
 			}
 		case e := <-l.tailFed:
@@ -356,6 +434,10 @@ func (l *Log) indexFed(e fedEntry) bool {
 		err = l.idx.Add(e.id, e.seq)
 	}
 	l.fmu.Unlock()
+	if errors.Is(err, idindex.ErrDamaged) {
+		l.kickFollower()
+		return false
+	}
 	if err != nil {
 		l.log.Error("adding to the event id index", "err", err)
 		return false
@@ -375,8 +457,9 @@ func (l *Log) kickFollower() {
 }
 
 // indexMsg adds one message (headers only) of generation g to the index,
-// unless Tail's hand-over did first, and returns its sequence.
-func (l *Log) indexMsg(m jetstream.Msg, g *generation) (seq uint64, err error) {
+// unless Tail's hand-over did first, or the read it came from is over, and
+// returns its sequence.
+func (l *Log) indexMsg(m jetstream.Msg, g *generation, over *bool) (seq uint64, err error) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return 0, fmt.Errorf("eventlog: message metadata: %w", err)
@@ -388,8 +471,9 @@ func (l *Log) indexMsg(m jetstream.Msg, g *generation) (seq uint64, err error) {
 	id := m.Headers().Get(jetstream.MsgIDHeader)
 	l.fmu.Lock()
 	switch {
-	case l.idxClosed || l.gen.Load() != g:
-		// Closed, or of a stream that is gone: the follower starts over.
+	case l.idxClosed || l.gen.Load() != g || *over:
+		// Closed, of a stream that is gone, or of a read that ended: the
+		// follower starts over.
 	case seq <= l.idx.Applied():
 		// Already indexed (the consumer was recreated).
 	case id == "":

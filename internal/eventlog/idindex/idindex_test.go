@@ -11,19 +11,19 @@ import (
 
 var testID = Identity{Stream: "EVENTS", Epoch: "2026-11-30T10:00:00Z"}
 
-func open(t *testing.T, dir string, id Identity) (*Index, string) {
+func open(t *testing.T, dir string, id Identity) (*Index, error) {
 	t.Helper()
-	x, reason, err := Open(dir, id)
+	x, why, err := Open(dir, id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { x.Close() })
-	return x, reason
+	return x, why
 }
 
 func lookup(t *testing.T, x *Index, id string) []uint64 {
 	t.Helper()
-	seqs, err := x.Lookup(id)
+	seqs, _, err := x.Lookup(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +32,9 @@ func lookup(t *testing.T, x *Index, id string) []uint64 {
 
 func TestAddLookupReopen(t *testing.T) {
 	dir := t.TempDir()
-	x, reason := open(t, dir, testID)
-	if reason != "no index yet" {
-		t.Fatalf("new index: reason %q", reason)
+	x, why := open(t, dir, testID)
+	if why == nil || why.Error() != "idindex: no index yet" {
+		t.Fatalf("new index: why %v", why)
 	}
 	// Enough entries to seal the first segments and grow.
 	const n = 150_000
@@ -67,9 +67,9 @@ func TestAddLookupReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	x2, reason := open(t, dir, testID)
-	if reason != "" || x2.Applied() != n+1 {
-		t.Fatalf("reopened: reason %q applied %d, want as it was at %d", reason, x2.Applied(), n+1)
+	x2, why := open(t, dir, testID)
+	if why != nil || x2.Applied() != n+1 {
+		t.Fatalf("reopened: why %v applied %d, want as it was at %d", why, x2.Applied(), n+1)
 	}
 	if got := lookup(t, x2, "ev_123"); !slices.Contains(got, 123) {
 		t.Fatalf("after reopening Lookup(ev_123) = %v", got)
@@ -106,6 +106,14 @@ func TestAddLookupReopen(t *testing.T) {
 	if len(files) != x2.Stats().Segments {
 		t.Fatalf("%d segment files for %d segments", len(files), x2.Stats().Segments)
 	}
+	// What expiry left verifies.
+	if err := x2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x3, why := open(t, dir, testID)
+	if why != nil || x3.Applied() != n+2 {
+		t.Fatalf("reopened after expiry: why %v applied %d, want as it was at %d", why, x3.Applied(), n+2)
+	}
 }
 
 // TestCrashBeforeSync: what was added after the last Sync is not claimed by
@@ -127,9 +135,9 @@ func TestCrashBeforeSync(t *testing.T) {
 	}
 	// A crash: the files are left as they are, without Close.
 	x.lock.Close()
-	x2, reason := open(t, dir, testID)
-	if reason != "" || x2.Applied() != 100 {
-		t.Fatalf("after a crash: reason %q, applied %d; want the last sync's 100", reason, x2.Applied())
+	x2, why := open(t, dir, testID)
+	if why != nil || x2.Applied() != 100 {
+		t.Fatalf("after a crash: why %v, applied %d; want the last sync's 100", why, x2.Applied())
 	}
 	if got := lookup(t, x2, "ev_50"); !slices.Equal(got, []uint64{50}) {
 		t.Fatalf("synced entry after a crash: Lookup = %v", got)
@@ -142,9 +150,9 @@ func TestRebuiltWhenNotUsable(t *testing.T) {
 	x.Add("ev_1", 1)
 	x.Close()
 
-	x, reason := open(t, dir, Identity{Stream: "EVENTS", Epoch: "another"})
-	if reason == "" || x.Applied() != 0 || len(lookup(t, x, "ev_1")) != 0 {
-		t.Fatalf("other epoch: reason %q applied %d: want a fresh index", reason, x.Applied())
+	x, why := open(t, dir, Identity{Stream: "EVENTS", Epoch: "another"})
+	if why == nil || errors.Is(why, ErrDamaged) || x.Applied() != 0 || len(lookup(t, x, "ev_1")) != 0 {
+		t.Fatalf("other epoch: why %v applied %d: want a fresh index, not damage", why, x.Applied())
 	}
 	x.Add("ev_1", 1)
 	x.Close()
@@ -152,9 +160,9 @@ func TestRebuiltWhenNotUsable(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	x, reason = open(t, dir, Identity{Stream: "EVENTS", Epoch: "another"})
-	if reason != "its state file is damaged" || x.Applied() != 0 {
-		t.Fatalf("damaged state: reason %q applied %d", reason, x.Applied())
+	x, why = open(t, dir, Identity{Stream: "EVENTS", Epoch: "another"})
+	if !errors.Is(why, ErrDamaged) || x.Applied() != 0 {
+		t.Fatalf("damaged state: why %v applied %d", why, x.Applied())
 	}
 	x.Add("ev_1", 1)
 	x.Close()
@@ -163,9 +171,9 @@ func TestRebuiltWhenNotUsable(t *testing.T) {
 	if err := os.Truncate(files[0], 100); err != nil {
 		t.Fatal(err)
 	}
-	x, reason = open(t, dir, Identity{Stream: "EVENTS", Epoch: "another"})
-	if reason == "" || x.Applied() != 0 {
-		t.Fatalf("damaged segment: reason %q applied %d", reason, x.Applied())
+	x, why = open(t, dir, Identity{Stream: "EVENTS", Epoch: "another"})
+	if !errors.Is(why, ErrDamaged) || x.Applied() != 0 {
+		t.Fatalf("damaged segment: why %v applied %d", why, x.Applied())
 	}
 }
 
@@ -173,7 +181,7 @@ func TestOneProcessPerDirectory(t *testing.T) {
 	dir := t.TempDir()
 	open(t, dir, testID)
 	// flock conflicts between open file descriptions, in one process too.
-	if _, _, err := Open(dir, testID); !errors.Is(err, ErrLocked) {
+	if _, _, err := Open(dir, testID, 0); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 }
