@@ -66,6 +66,10 @@ func TestParse(t *testing.T) {
 			func(c config.Config) bool { return !c.GRPCReflection }},
 		{"stream token TTL of the minimum", []string{"--stream-token-ttl", "10s"}, nil,
 			func(c config.Config) bool { return c.Auth.StreamTokenTTL == 10*time.Second }},
+		{"sync interval by flag", []string{"--sync-interval", "1s"}, nil,
+			func(c config.Config) bool { return c.Log.SyncInterval == time.Second && !c.Log.SyncAlways }},
+		{"sync interval in the environment", nil, map[string]string{"EVENTSVC_SYNC_INTERVAL": "100ms"},
+			func(c config.Config) bool { return c.Log.SyncInterval == 100*time.Millisecond }},
 		{"web view on by default", nil, nil, func(c config.Config) bool { return c.UI }},
 		{"web view off by flag", []string{"--ui=false"}, nil, func(c config.Config) bool { return !c.UI }},
 		{"web view off in the environment", nil, map[string]string{"EVENTSVC_UI": "false"},
@@ -140,6 +144,10 @@ func TestParseRejectsNamingTheSetting(t *testing.T) {
 		{"cluster wait", []string{"--cluster-wait", "0s"}, nil, "--cluster-wait"},
 		{"stream token TTL below a second", []string{"--stream-token-ttl", "500ms"}, nil, "--stream-token-ttl: must be at least 10s, got 500ms"},
 		{"stream token TTL too short in the environment", nil, map[string]string{"EVENTSVC_STREAM_TOKEN_TTL": "9s"}, "--stream-token-ttl: must be at least 10s, got 9s"},
+		{"negative sync interval", []string{"--sync-interval", "-1s"}, nil, "--sync-interval: must not be negative"},
+		{"sync interval and sync always", []string{"--sync-interval", "1s", "--sync-always"}, nil, "--sync-interval: give --sync-interval or --sync-always, not both"},
+		{"sync interval with an external server", []string{"--sync-interval", "1s", "--nats-url", "nats://n:4222"}, nil, "--sync-interval: applies to the embedded server"},
+		{"sync always with an external server", []string{"--sync-always", "--nats-url", "nats://n:4222"}, nil, "--sync-always: applies to the embedded server"},
 		{"stray argument", []string{"serve"}, nil, `unexpected argument "serve"`},
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
 	}
@@ -162,7 +170,7 @@ func TestHelpListsEverySettingWithItsDefault(t *testing.T) {
 	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-metrics-addr", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR",
 		"-http-read-header-timeout", "-http-read-timeout", "-http-idle-timeout", "-http-write-timeout", "-grpc-max-recv-msg-size", "4194304",
 		"-grpc-max-send-msg-size", "16777216", "-list-default-page-size", "-list-max-page-size", "-shutdown-timeout", "15s",
-		"-cluster-listen", "-cluster-peers", "-cluster-name", "-node-name", "-cluster-ca", "-cluster-wait", "2m0s", "-replicas", "-stream-token-ttl", "at least 10s"} {
+		"-cluster-listen", "-cluster-peers", "-cluster-name", "-node-name", "-cluster-ca", "-cluster-wait", "2m0s", "-replicas", "-stream-token-ttl", "at least 10s", "-sync-interval", "-sync-always"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q", want)
 		}

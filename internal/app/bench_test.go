@@ -34,6 +34,20 @@ func BenchmarkIngest(b *testing.B) {
 		s := start(b, testConfig(b))
 		benchPost(b, s.base+"/webhooks/sociocs", template)
 	})
+	// The durability choices of the README: fsync every second, and every
+	// write before its acknowledgement.
+	b.Run("stored/sync=1s", func(b *testing.B) {
+		cfg := testConfig(b)
+		cfg.Log.SyncInterval = time.Second
+		s := start(b, cfg)
+		benchPost(b, s.base+"/webhooks/sociocs", template)
+	})
+	b.Run("stored/sync=always", func(b *testing.B) {
+		cfg := testConfig(b)
+		cfg.Log.SyncAlways = true
+		s := start(b, cfg)
+		benchPost(b, s.base+"/webhooks/sociocs", template)
+	})
 	b.Run("bare-json", func(b *testing.B) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -102,8 +102,14 @@ type EventLog struct {
 	// Replicas is the stream's replication factor on a NATS cluster: at
 	// most the number of its JetStream servers. Default 1.
 	Replicas int
-	// SyncAlways makes the embedded server fsync every write.
+	// SyncAlways makes the embedded server fsync every write before it
+	// acknowledges it: an acknowledged webhook survives a power failure.
 	SyncAlways bool
+	// SyncInterval is how often the embedded server fsyncs what it wrote
+	// (each write reaches the OS at once, and survives a crash of the
+	// process; a power failure loses what the OS had not written to disk
+	// yet). 0: NATS's default, 2 minutes.
+	SyncInterval time.Duration
 	// Cluster makes the embedded server a node of a JetStream cluster of
 	// eventsvc processes (Listen set), instead of a server of its own.
 	Cluster Cluster
@@ -439,6 +445,23 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return bad("shutdown-timeout", "must be positive")
+	}
+	return c.validateSync(bad)
+}
+
+// validateSync checks the embedded server's durability settings.
+func (c Config) validateSync(bad func(setting, format string, args ...any) error) error {
+	switch {
+	case c.Log.SyncInterval < 0:
+		return bad("sync-interval", "must not be negative, got %s", c.Log.SyncInterval)
+	case c.Log.SyncInterval > 0 && c.Log.SyncInterval < 10*time.Millisecond:
+		return bad("sync-interval", "must be at least 10ms (or --sync-always), got %s", c.Log.SyncInterval)
+	case c.Log.SyncAlways && c.Log.SyncInterval > 0:
+		return bad("sync-interval", "give --sync-interval or --sync-always, not both: --sync-always fsyncs every write")
+	case c.Log.NATSURL != "" && c.Log.SyncAlways:
+		return bad("sync-always", "applies to the embedded server: with --nats-url set sync_interval: always in the NATS servers' configuration")
+	case c.Log.NATSURL != "" && c.Log.SyncInterval > 0:
+		return bad("sync-interval", "applies to the embedded server: with --nats-url set sync_interval in the NATS servers' configuration")
 	}
 	return nil
 }

@@ -98,6 +98,9 @@ type Config struct {
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
+	// SyncInterval is how often the embedded server fsyncs; 0: NATS's
+	// default (2 min).
+	SyncInterval time.Duration
 	// MaxEventBytes is the largest encoded event the log must take. The
 	// embedded server's max_payload (NATS's default is 1 MiB) is raised to
 	// fit it, at most to MaxEventBytesLimit; for an external server, Open
@@ -148,6 +151,19 @@ type Cluster struct {
 	// TLS: this node presents that certificate, as server and as client,
 	// and requires one from its peers signed by TLSCA.
 	TLSCert, TLSKey, TLSCA string
+}
+
+// durability says when an acknowledged event is on disk, for the log.
+func (c *Config) durability() string {
+	switch {
+	case c.URL != "":
+		return "as the NATS servers' sync_interval says"
+	case c.SyncAlways:
+		return "fsync before each acknowledgement"
+	case c.SyncInterval > 0:
+		return "fsync every " + c.SyncInterval.String()
+	}
+	return "fsync every 2m0s (NATS's default)"
 }
 
 func (c *Config) fillDefaults() {
@@ -294,7 +310,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		l.Close()
 		return nil, err
 	}
-	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil, "replicas", info.Config.Replicas,
+	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil, "replicas", info.Config.Replicas, "durability", cfg.durability(),
 		"events", info.State.Msgs, "first_sequence", info.State.FirstSeq, "last_sequence", info.State.LastSeq, "epoch", l.Epoch(),
 		"id_index_at", l.idx.Applied())
 	if !cfg.noFollower {
@@ -490,8 +506,9 @@ func startEmbedded(cfg Config, log *slog.Logger) (_ *server.Server, _ *server.Op
 		StoreDir:   cfg.DataDir,
 		DontListen: true,
 		// Signals belong to eventsvc: it shuts the server down in order.
-		NoSigs:     true,
-		SyncAlways: cfg.SyncAlways,
+		NoSigs:       true,
+		SyncAlways:   cfg.SyncAlways,
+		SyncInterval: cfg.SyncInterval,
 	}
 	if need := cfg.MaxEventBytes + payloadHeadroom; cfg.MaxEventBytes > 0 && need > server.MAX_PAYLOAD_SIZE {
 		opts.MaxPayload = int32(min(need, MaxEventBytesLimit+payloadHeadroom))
