@@ -322,3 +322,36 @@ func TestMetricsCountEvictedSubscribers(t *testing.T) {
 		`grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="StreamEvents",grpc_service="sociocs.events.v1.EventService",grpc_type="server_stream"}`: 1,
 	})
 }
+
+// TestMetricsCountStalledSubscribers: a gRPC subscriber that reads nothing
+// for --grpc-write-timeout, with room left in its queue, is cut by the
+// write watchdog; that is an eviction, and counted as one.
+func TestMetricsCountStalledSubscribers(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.GRPC.WriteTimeout = 300 * time.Millisecond
+	s := start(t, cfg)
+	ctx := ctxT(t)
+	conn, err := grpc.NewClient(s.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := eventsv1.NewEventServiceClient(conn).StreamEvents(ctx, &eventsv1.StreamEventsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscriber to register", func() bool { return s.app.Subscribers() == 1 })
+	// Two events of 200 KiB pass the client's 64 KiB window: the second
+	// send blocks, and the queue (1,024) is far from full.
+	text := strings.Repeat("x", 200<<10)
+	for i := range 2 {
+		body := withField(t, sample(t, "message_twlo.json"), map[string]any{"text": text, "message_id": fmt.Sprintf("MMstall%d", i)})
+		if code := s.postSigned(t, "/webhooks/sociocs", body, ""); code != http.StatusOK {
+			t.Fatalf("POST large webhook %d: %d", i, code)
+		}
+	}
+	s.waitMetrics(t, map[string]float64{
+		`eventsvc_subscribers_evicted_total{client="anonymous"}`: 1,
+		`eventsvc_subscribers{client="anonymous"}`:               0,
+	})
+}

@@ -617,18 +617,18 @@ func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) 
 
 // sendFailed returns the status of a stream whose sink failed.
 func (s *Service) sendFailed(sub *subscriber, err error, c *cursor) error {
-	if e := sub.ended(); e != nil {
-		return ended(e, c) // the send was cut short
-	}
 	if errors.Is(err, ErrStalled) {
 		// The gRPC watchdog has ended the stream already; an HTTP sink's
-		// write deadline has not.
+		// write deadline has not. Either way it is an eviction, counted
+		// here, once, whoever cut the send.
 		sub.stop(stalled(s.opts.WriteTimeout))
 		if e := sub.ended(); e.stall {
 			s.obs.SubscriberEvicted(sub.client.Name)
 			s.log.Warn("subscriber stopped reading; ending its stream", "client", sub.client.Name, "write_timeout", s.opts.WriteTimeout)
 		}
-		return ended(sub.ended(), c)
+	}
+	if e := sub.ended(); e != nil {
+		return ended(e, c) // the send was cut short
 	}
 	return toStatus(err)
 }
