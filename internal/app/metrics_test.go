@@ -286,20 +286,9 @@ func TestMetricsCountEvictedSubscribers(t *testing.T) {
 	// does not read; the write timeout ends it.
 	cfg.GRPC.WriteTimeout = 500 * time.Millisecond
 	s := start(t, cfg)
-	ctx := ctxT(t)
-	// A client that never reads, with small fixed flow-control windows (the
-	// default windows grow to megabytes): large events soon block the
-	// server's sends, and the one-event queue behind them overflows.
-	conn, err := grpc.NewClient(s.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := eventsv1.NewEventServiceClient(conn).StreamEvents(ctx, &eventsv1.StreamEventsRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the slow subscriber to register", func() bool { return s.app.Subscribers() == 1 })
+	// Large events soon block the server's sends to it, and the one-event
+	// queue behind them overflows.
+	s.subscribeWithoutReading(t)
 
 	text := strings.Repeat("x", 200<<10)
 	evicted := func() bool {
@@ -330,17 +319,7 @@ func TestMetricsCountStalledSubscribers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.GRPC.WriteTimeout = 300 * time.Millisecond
 	s := start(t, cfg)
-	ctx := ctxT(t)
-	conn, err := grpc.NewClient(s.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := eventsv1.NewEventServiceClient(conn).StreamEvents(ctx, &eventsv1.StreamEventsRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the subscriber to register", func() bool { return s.app.Subscribers() == 1 })
+	s.subscribeWithoutReading(t)
 	// Two events of 200 KiB pass the client's 64 KiB window: the second
 	// send blocks, and the queue (1,024) is far from full.
 	text := strings.Repeat("x", 200<<10)
@@ -354,4 +333,21 @@ func TestMetricsCountStalledSubscribers(t *testing.T) {
 		`eventsvc_subscribers_evicted_total{client="anonymous"}`: 1,
 		`eventsvc_subscribers{client="anonymous"}`:               0,
 	})
+}
+
+// subscribeWithoutReading opens a gRPC stream that is never read, on a
+// connection with small fixed flow-control windows (the default windows
+// grow to megabytes), and waits until it is registered.
+func (s *server) subscribeWithoutReading(t *testing.T) {
+	t.Helper()
+	conn, err := grpc.NewClient(s.app.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := eventsv1.NewEventServiceClient(conn).StreamEvents(ctxT(t), &eventsv1.StreamEventsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the subscriber that does not read to register", func() bool { return s.app.Subscribers() == 1 })
 }
