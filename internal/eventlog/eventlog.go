@@ -395,24 +395,30 @@ const (
 
 // jetStreamStarting reports whether err means JetStream cannot take the
 // stream yet but may soon: no answer, or an answer that it is unavailable
-// (no meta leader, not enough servers for the replicas).
+// (no meta leader, not enough servers for the replicas) or that it knows no
+// servers enough to place the stream on (the meta leader places a stream
+// only on servers that have reported to it, which each does a moment after
+// it starts: a new cluster elects its meta leader sooner).
 func jetStreamStarting(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.Code == 408
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoPeers
 	}
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, errNoLeaderYet)
 }
 
-// errCodeInsufficientResources is JetStream's answer to a stream that
-// needs more servers than are up (or exist).
-const errCodeInsufficientResources jetstream.ErrorCode = 10023
+// JetStream's answers to a stream that needs more servers than are up,
+// than have reported, or than exist.
+const (
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+	errCodeNoPeers               jetstream.ErrorCode = 10005 // "no suitable peers for placement"
+)
 
 // startHint says what to check when the stream could not be created.
 func startHint(err error, replicas int) string {
 	var apiErr *jetstream.APIError
-	if replicas > 1 && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources {
+	if replicas > 1 && errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeInsufficientResources || apiErr.ErrorCode == errCodeNoPeers) {
 		return fmt.Sprintf(" (--replicas %d needs that many JetStream servers up in the cluster, and must not exceed its size)", replicas)
 	}
 	if jetStreamStarting(err) {
