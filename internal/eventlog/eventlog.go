@@ -959,7 +959,7 @@ func (l *Log) sequenceAt(ctx context.Context, t time.Time) (seq uint64, found bo
 		HeadersOnly:   true,
 	})
 	if err != nil {
-		return 0, false, unavailable("find sequence by time", err)
+		return 0, false, err
 	}
 	defer l.deleteConsumer(cons)
 	batch, err := cons.FetchNoWait(1)
@@ -990,6 +990,14 @@ func (l *Log) sequenceAt(ctx context.Context, t time.Time) (seq uint64, found bo
 // ordered consumer's fetches do: on a cluster every consumer created is an
 // entry of the cluster's metadata log and a new chance of a pull that
 // reaches no consumer (see errConsumerLost).
+//
+// On a cluster the meta leader creates consumers. A request for one that
+// it does not answer within readConsumerAttempt (sent while the cluster
+// elects a meta leader, it is lost), or that it answers it cannot take
+// now, is sent again, for at most replicaWaitMax: else a lost request
+// would hold the read for the whole of its caller's deadline. The
+// consumer an unanswered request may have made is dropped when idle.
+// Errors wrap ErrUnavailable, or are ctx's.
 func (l *Log) readConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.InactiveThreshold = readConsumerInactive
@@ -998,8 +1006,28 @@ func (l *Log) readConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (j
 	if len(cfg.FilterSubjects) == 1 {
 		cfg.FilterSubject, cfg.FilterSubjects = cfg.FilterSubjects[0], nil
 	}
-	return l.js.CreateConsumer(ctx, l.cfg.StreamName, cfg)
+	var unanswered replicaWait
+	for {
+		actx, cancel := context.WithTimeout(ctx, readConsumerAttempt)
+		cons, err := l.js.CreateConsumer(actx, l.cfg.StreamName, cfg)
+		cancel()
+		switch {
+		case err == nil:
+			return cons, nil
+		case ctx.Err() != nil || !jetStreamStarting(err):
+			return nil, unavailable("create a consumer to read the log", err)
+		}
+		l.log.Debug("creating a read's consumer failed; trying again", "err", err)
+		if err := unanswered.wait(ctx, err); err != nil {
+			return nil, err
+		}
+	}
 }
+
+// readConsumerAttempt bounds one request to create a read's consumer: far
+// above the time a cluster takes to answer it (milliseconds), short enough
+// that one lost in an election of the meta leader is soon sent again.
+const readConsumerAttempt = time.Second
 
 // errConsumerLost means that a pull of a read reached no consumer, or one
 // that went away: a new consumer must read the rest. On a cluster the
@@ -1107,7 +1135,7 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 				FilterSubjects: patterns,
 			})
 			if err != nil {
-				return unavailable("read", err)
+				return err
 			}
 		}
 		batch, err := cons.FetchNoWait(ReadBatch)
