@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -546,6 +548,106 @@ func checkAcked(t *testing.T, ctx context.Context, f *fleet, i int, acked map[st
 	return ids, messageIDs
 }
 
+// listWithin is how soon after a new stream leader's election every
+// instance must list every acknowledged webhook.
+const listWithin = 10 * time.Second
+
+// listsEverything polls ListEvents through each of insts at once until it
+// lists every webhook acknowledged before the call, each at the sequence
+// it was acknowledged with; it fails the test if an instance has not
+// within listWithin of elected, when the stream's new leader was elected,
+// and logs how long each took.
+func listsEverything(t *testing.T, ctx context.Context, f *fleet, l *load, elected time.Time, insts ...int) {
+	t.Helper()
+	deadline := elected.Add(listWithin)
+	outcomes := make([]string, len(insts))
+	failed := make([]bool, len(insts))
+	var wg sync.WaitGroup
+	for k, i := range insts {
+		c := grpcClient(t, f, i)
+		wg.Go(func() {
+			attempts := 0
+			for {
+				attempts++
+				acked := l.snapshot()
+				cctx, cancel := context.WithDeadline(ctx, deadline)
+				ids, _, err := readAll(cctx, c)
+				cancel()
+				if err == nil {
+					err = listsAcked(ids, acked)
+				}
+				if err == nil {
+					outcomes[k] = fmt.Sprintf("instance %d listed all %d acknowledged webhooks %s after the election (%d attempts)",
+						i, len(acked), time.Since(elected).Round(time.Millisecond), attempts)
+					return
+				}
+				if time.Now().After(deadline) {
+					outcomes[k] = fmt.Sprintf("instance %d did not list every acknowledged webhook within %s of the election (%d attempts); the last: %v",
+						i, listWithin, attempts, err)
+					failed[k] = true
+					return
+				}
+				time.Sleep(20 * time.Millisecond) // polling interval
+			}
+		})
+	}
+	wg.Wait()
+	for k, o := range outcomes {
+		if failed[k] {
+			t.Error(o)
+		} else {
+			t.Log(o)
+		}
+	}
+}
+
+// listsAcked checks that a listing of the log (the id of each sequence)
+// has every webhook of acked at the sequence it was acknowledged with.
+func listsAcked(ids []string, acked map[string]ack) error {
+	for id, a := range acked {
+		if a.seq > uint64(len(ids)) || ids[a.seq-1] != id {
+			return fmt.Errorf("the listing of %d events lacks %s, acknowledged at %d", len(ids), id, a.seq)
+		}
+	}
+	return nil
+}
+
+// awaitNewLeader waits until a server of c other than old leads the stream
+// EVENTS, as the servers see it, and returns it and when it was first
+// seen: within a poll of its election.
+func awaitNewLeader(t *testing.T, c *natstest.Cluster, old *natstest.Server) (*natstest.Server, time.Time) {
+	t.Helper()
+	var urls []string
+	for _, s := range c.Servers() {
+		if s != old {
+			urls = append(urls, s.URL())
+		}
+	}
+	conn, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	js, err := jetstream.New(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader *natstest.Server
+	waitUntil(t, time.Minute, "a new leader of the stream", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		defer cancel()
+		s, err := js.Stream(ctx, "EVENTS")
+		if err != nil {
+			return false
+		}
+		if info := s.CachedInfo(); info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != old.Name() {
+			leader = c.Server(info.Cluster.Leader)
+		}
+		return leader != nil
+	})
+	return leader, time.Now()
+}
+
 // checkFollowers waits until every follower has every event of ids, and
 // checks that it got exactly those, in order.
 func checkFollowers(t *testing.T, ids []string, fls ...*follower) {
@@ -640,11 +742,20 @@ func TestClusterExternalNATS(t *testing.T) {
 	checkDedupeAcrossInstances(t, l, f, 0, 2)
 	crossLookups(t, ctx, f, l.snapshot(), 50)
 
-	// 1. kill -9 of the node that leads the stream.
+	// 1. kill -9 of the node that leads the stream: every instance that
+	// reaches another node lists every acknowledged webhook soon after the
+	// election (C reaches n3 alone).
 	leader := nc.StreamLeader(t, "EVENTS", nil)
 	killed := time.Now()
 	leader.Kill()
 	t.Logf("killed %s, the stream's leader", leader.Name())
+	next, elected := awaitNewLeader(t, nc, leader)
+	t.Logf("%s leads the stream %s after the kill", next.Name(), elected.Sub(killed).Round(time.Millisecond))
+	listers := []int{0, 1}
+	if leader != n3 {
+		listers = append(listers, 2)
+	}
+	listsEverything(t, ctx, f, l, elected, listers...)
 	l.waitAcked(t, 200, "after the stream's leader was killed")
 	report(t, "nats-server cluster, stream leader killed", l, killed)
 	leader.Restart()
@@ -744,11 +855,30 @@ func TestClusterEmbedded(t *testing.T) {
 	checkDedupeAcrossInstances(t, l, f, 0, 1)
 	crossLookups(t, ctx, f, l.snapshot(), 50)
 
-	// 1. kill -9 of the process whose server leads the stream.
+	// 1. kill -9 of the process whose server leads the stream: the
+	// others list every acknowledged webhook soon after the election.
 	leader := streamLeaderProcess(t, f)
 	killed := time.Now()
 	f.kill(t, leader)
 	t.Logf("killed process %d, whose server led the stream", leader+1)
+	var elected time.Time
+	waitUntil(t, time.Minute, "a new leader of the stream in the logs", func() bool {
+		for i := range f.procs {
+			if at := f.proc(i).leadsSince(); i != leader && at.After(killed) {
+				elected = at
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("a new leader of the stream was elected %s after the kill", elected.Sub(killed).Round(time.Millisecond))
+	var survivors []int
+	for i := range f.procs {
+		if i != leader {
+			survivors = append(survivors, i)
+		}
+	}
+	listsEverything(t, ctx, f, l, elected, survivors...)
 	l.waitAcked(t, 200, "after the stream's leader was killed")
 	report(t, "embedded cluster, process of the stream leader killed", l, killed)
 	waitUntil(t, time.Minute, "the killed process's subscriber to resume on another instance", func() bool {

@@ -34,12 +34,34 @@ func TestConformanceNATSServer(t *testing.T) {
 	})
 }
 
+// TestConformanceNATSCluster runs the suite against three nats-server
+// processes, the stream at three replicas: each read may be served by any
+// replica. With EVENTSVC_CLUSTER_TESTS set (CI sets it) the suite pages
+// through logtest.LargeLogEvents events, which takes half a minute on two
+// cores: a read on a cluster that fails once in a few hundred requests to
+// the servers fails it.
+func TestConformanceNATSCluster(t *testing.T) {
+	c := natstest.StartCluster(t, natstest.ClusterOptions{})
+	large := 0
+	if os.Getenv("EVENTSVC_CLUSTER_TESTS") != "" {
+		large = logtest.LargeLogEvents
+	}
+	n := 0
+	logtest.Run(t, func(t *testing.T) logtest.Harness {
+		n++
+		return &harness{t: t, dataDir: t.TempDir(), url: c.URLs(), stream: fmt.Sprintf("T%d", n), prefix: fmt.Sprintf("t%d", n),
+			replicas: 3, largeLog: large}
+	})
+}
+
 type harness struct {
-	t       *testing.T
-	dataDir string // of the first instance (and the embedded server)
-	url     string
-	stream  string
-	prefix  string
+	t        *testing.T
+	dataDir  string // of the first instance (and the embedded server)
+	url      string
+	stream   string
+	prefix   string
+	replicas int
+	largeLog int // events of the suite's large log; 0: its default
 }
 
 func (h *harness) config(dataDir string) eventlog.Config {
@@ -47,7 +69,8 @@ func (h *harness) config(dataDir string) eventlog.Config {
 	if testing.Verbose() {
 		logger = slog.Default()
 	}
-	return eventlog.Config{URL: h.url, DataDir: dataDir, StreamName: h.stream, SubjectPrefix: h.prefix, MaxAge: time.Hour, Logger: logger}
+	return eventlog.Config{URL: h.url, DataDir: dataDir, StreamName: h.stream, SubjectPrefix: h.prefix, MaxAge: time.Hour,
+		Replicas: h.replicas, Logger: logger}
 }
 
 func (h *harness) open(t *testing.T, dataDir string) logtest.Log {
@@ -62,6 +85,8 @@ func (h *harness) open(t *testing.T, dataDir string) logtest.Log {
 }
 
 func (h *harness) Open(t *testing.T) logtest.Log { return h.open(t, h.dataDir) }
+
+func (h *harness) LargeLog() int { return h.largeLog }
 
 func (h *harness) Peer(t *testing.T) logtest.Log {
 	if h.url == "" {

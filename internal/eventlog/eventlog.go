@@ -14,7 +14,7 @@
 // (the store of an external NATS was lost) the Log creates it again and
 // takes the new stream's epoch: Tail and Read then end with ErrEpochChanged,
 // and the id index is rebuilt. On a NATS cluster the Log checks that what a
-// replica serves is complete (see readComplete): a replica that is catching
+// replica serves is complete (see Read): a replica that is catching
 // up never answers a read with less than the stream's leader holds.
 //
 // A Log is safe for concurrent use. Errors that mean "the log cannot be reached
@@ -418,24 +418,30 @@ const (
 
 // jetStreamStarting reports whether err means JetStream cannot take the
 // stream yet but may soon: no answer, or an answer that it is unavailable
-// (no meta leader, not enough servers for the replicas).
+// (no meta leader, not enough servers for the replicas) or that it knows no
+// servers enough to place the stream on (the meta leader places a stream
+// only on servers that have reported to it, which each does a moment after
+// it starts: a new cluster elects its meta leader sooner).
 func jetStreamStarting(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.Code == 408
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.ErrorCode == errCodeNoPeers
 	}
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, errNoLeaderYet)
 }
 
-// errCodeInsufficientResources is JetStream's answer to a stream that
-// needs more servers than are up (or exist).
-const errCodeInsufficientResources jetstream.ErrorCode = 10023
+// JetStream's answers to a stream that needs more servers than are up,
+// than have reported, or than exist.
+const (
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+	errCodeNoPeers               jetstream.ErrorCode = 10005 // "no suitable peers for placement"
+)
 
 // startHint says what to check when the stream could not be created.
 func startHint(err error, replicas int) string {
 	var apiErr *jetstream.APIError
-	if replicas > 1 && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeInsufficientResources {
+	if replicas > 1 && errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeInsufficientResources || apiErr.ErrorCode == errCodeNoPeers) {
 		return fmt.Sprintf(" (--replicas %d needs that many JetStream servers up in the cluster, and must not exceed its size)", replicas)
 	}
 	if jetStreamStarting(err) {
@@ -968,6 +974,13 @@ func (l *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 	var behind replicaWait
 	for {
 		seq, found, err := l.sequenceAt(ctx, t)
+		if errors.Is(err, errConsumerLost) {
+			l.log.Debug("a read's consumer could not be reached; asking a new one", "err", err)
+			if err := behind.wait(ctx, err); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if err != nil || found {
 			return seq, err
 		}
@@ -990,22 +1003,22 @@ func (l *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
 		case newest.Stored.Before(t):
 			return st.Last + 1, nil
 		}
-		if err := behind.wait(ctx); err != nil {
+		if err := behind.wait(ctx, errReplicaBehind); err != nil {
 			return 0, err
 		}
 	}
 }
 
-// sequenceAt asks one server for the first event stored at or after t.
+// sequenceAt asks one replica of the stream for the first event stored at
+// or after t. An error wrapping errConsumerLost means it could not ask.
 func (l *Log) sequenceAt(ctx context.Context, t time.Time) (seq uint64, found bool, err error) {
-	cons, err := l.js().OrderedConsumer(ctx, l.cfg.StreamName, jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
-		OptStartTime:      &t,
-		HeadersOnly:       true,
-		InactiveThreshold: readConsumerInactive,
+	cons, err := l.readConsumer(ctx, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &t,
+		HeadersOnly:   true,
 	})
 	if err != nil {
-		return 0, false, unavailable("find sequence by time", err)
+		return 0, false, err
 	}
 	defer l.deleteConsumer(cons)
 	batch, err := cons.FetchNoWait(1)
@@ -1017,12 +1030,85 @@ func (l *Log) sequenceAt(ctx context.Context, t time.Time) (seq uint64, found bo
 		if err != nil {
 			return 0, false, fmt.Errorf("eventlog: message metadata: %w", err)
 		}
-		return meta.Sequence.Stream, true, nil
+		seq, found = meta.Sequence.Stream, true
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+	switch err := pullError(batch); {
+	case errors.Is(err, errConsumerLost):
+		return 0, false, err
+	case err != nil:
 		return 0, false, unavailable("find sequence by time", err)
 	}
-	return 0, false, nil
+	return seq, found, nil
+}
+
+// readConsumer creates the consumer of one read of the log, with cfg's
+// start, filter and headers: a pull consumer of one replica in memory,
+// which acknowledges nothing and which the server drops when idle.
+//
+// Each read makes a consumer of its own, rather than one per batch as an
+// ordered consumer's fetches do: on a cluster every consumer created is an
+// entry of the cluster's metadata log and a new chance of a pull that
+// reaches no consumer (see errConsumerLost).
+//
+// On a cluster the meta leader creates consumers. A request for one that
+// it does not answer within readConsumerAttempt (sent while the cluster
+// elects a meta leader, it is lost), or that it answers it cannot take
+// now, is sent again, for at most replicaWaitMax: else a lost request
+// would hold the read for the whole of its caller's deadline. The
+// consumer an unanswered request may have made is dropped when idle.
+// Errors wrap ErrUnavailable, or are ctx's.
+func (l *Log) readConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cfg.AckPolicy = jetstream.AckNonePolicy
+	cfg.InactiveThreshold = readConsumerInactive
+	cfg.MemoryStorage = true
+	cfg.Replicas = 1
+	if len(cfg.FilterSubjects) == 1 {
+		cfg.FilterSubject, cfg.FilterSubjects = cfg.FilterSubjects[0], nil
+	}
+	var unanswered replicaWait
+	for {
+		actx, cancel := context.WithTimeout(ctx, readConsumerAttempt)
+		cons, err := l.js().CreateConsumer(actx, l.cfg.StreamName, cfg)
+		cancel()
+		switch {
+		case err == nil:
+			return cons, nil
+		case ctx.Err() != nil || !jetStreamStarting(err):
+			return nil, unavailable("create a consumer to read the log", err)
+		}
+		l.log.Debug("creating a read's consumer failed; trying again", "err", err)
+		if err := unanswered.wait(ctx, err); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readConsumerAttempt bounds one request to create a read's consumer: far
+// above the time a cluster takes to answer it (milliseconds), short enough
+// that one lost in an election of the meta leader is soon sent again.
+const readConsumerAttempt = time.Second
+
+// errConsumerLost means that a pull of a read reached no consumer, or one
+// that went away: a new consumer must read the rest. On a cluster the
+// server that places a new consumer answers its creation over the routes
+// of the system account, while the consumer's interest in pulls travels
+// over those of the events' account: a pull sent as soon as the creation
+// is answered may find no interest yet on the server it is sent to, which
+// then answers "no responders". A consumer's server may also have gone.
+var errConsumerLost = errors.New("eventlog: the read's consumer could not be reached")
+
+// pullError returns the error that ended a pull, nil for none (it ended
+// with what there was), or an error wrapping errConsumerLost.
+func pullError(batch jetstream.MessageBatch) error {
+	err := batch.Error()
+	switch {
+	case err == nil || errors.Is(err, jetstream.ErrNoMessages):
+		return nil
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+		errors.Is(err, jetstream.ErrConsumerLeadershipChanged) || errors.Is(err, jetstream.ErrServerShutdown):
+		return fmt.Errorf("%w: %w", errConsumerLost, err)
+	}
+	return err
 }
 
 // readConsumerInactive is how soon the server drops a read's consumer if
@@ -1054,8 +1140,10 @@ const ReadBatch = 256
 // ErrEpochChanged if the log moved to a new epoch meanwhile.
 //
 // On a cluster, a read that ends short of to is checked with the stream's
-// leader: a replica that had not caught up served it, and Read waits until
-// one that has serves the rest (at most replicaWaitMax, then ErrUnavailable).
+// leader: a replica that had not caught up served it, and Read reads the
+// rest again until one that has serves it. A read whose consumer cannot be
+// reached reads the rest through a new one. Either waits at most
+// replicaWaitMax without reading an event, then returns ErrUnavailable.
 func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error {
 	if from == 0 {
 		from = 1
@@ -1081,25 +1169,33 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		}
 		to = st.Last
 	}
-	cfg := jetstream.OrderedConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		InactiveThreshold: readConsumerInactive,
-		FilterSubjects:    patterns,
-	}
-	cons, err := l.js().OrderedConsumer(ctx, l.cfg.StreamName, cfg)
-	if err != nil {
-		return unavailable("read", err)
-	}
-	defer l.deleteConsumer(cons)
 	last := from - 1 // the last sequence the servers delivered
-	var behind replicaWait
+	var (
+		cons   jetstream.Consumer // nil: the next batch needs a new one
+		behind replicaWait
+	)
+	defer func() {
+		if cons != nil {
+			l.deleteConsumer(cons)
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if l.gen.Load() != g {
 			return epochChanged(g)
+		}
+		if cons == nil {
+			var err error
+			cons, err = l.readConsumer(ctx, jetstream.ConsumerConfig{
+				DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+				OptStartSeq:    last + 1,
+				FilterSubjects: patterns,
+			})
+			if err != nil {
+				return err
+			}
 		}
 		batch, err := cons.FetchNoWait(ReadBatch)
 		if err != nil {
@@ -1135,27 +1231,37 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 				return nil
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return unavailable("read", err)
-		}
-		if n > 0 {
+		why := pullError(batch)
+		switch {
+		case errors.Is(why, errConsumerLost):
+			l.log.Debug("a read's consumer could not be reached; reading the rest through a new one", "read_to", last, "err", why)
+		case why != nil:
+			return unavailable("read", why)
+		case n > 0:
+			behind = replicaWait{} // it reads on: wait afresh should it stall
 			continue
-		}
-		if !replicated {
+		case !replicated:
 			return nil
+		default:
+			short, err := l.leaderHolds(ctx, patterns, last+1, to)
+			if err != nil || !short {
+				return err
+			}
+			l.log.Debug("a replica that has not caught up served a read; reading again", "read_to", last, "want_to", to)
+			// The new consumer is placed at random on a replica of the
+			// stream: this one again, once it has caught up, or another.
+			why = errReplicaBehind
 		}
-		short, err := l.leaderHolds(ctx, patterns, last+1, to)
-		if err != nil || !short {
-			return err
-		}
-		l.log.Debug("a replica that has not caught up served a read; reading again", "read_to", last, "want_to", to)
-		// Each fetch of an ordered consumer is served by a consumer of its
-		// own, which may land on another replica.
-		if err := behind.wait(ctx); err != nil {
+		l.deleteConsumer(cons)
+		cons = nil
+		if err := behind.wait(ctx, why); err != nil {
 			return err
 		}
 	}
 }
+
+// errReplicaBehind: a read ended short of what the stream's leader holds.
+var errReplicaBehind = errors.New("eventlog: the replica of the stream that served the read has not caught up with its leader")
 
 // leaderHolds reports whether the stream's leader holds an event with a
 // sequence from from to to that patterns select (nil: any): a read that
@@ -1180,8 +1286,9 @@ func (l *Log) leaderHolds(ctx context.Context, patterns []string, from, to uint6
 	return false, nil
 }
 
-// replicaWait paces reads that wait for a replica of the stream to catch
-// up, and bounds the wait.
+// replicaWait paces the attempts of a read to get on (its consumer could
+// not be reached, or its replica had not caught up), and bounds the time it
+// spends trying. The zero value is ready for a first wait.
 type replicaWait struct {
 	began time.Time
 	pause time.Duration
@@ -1193,14 +1300,15 @@ const (
 	replicaWaitMax = 10 * time.Second
 )
 
-// wait pauses before the next attempt; past replicaWaitMax it returns an
-// error wrapping ErrUnavailable instead.
-func (w *replicaWait) wait(ctx context.Context) error {
+// wait pauses before the next attempt, the last having failed for why;
+// past replicaWaitMax since the first wait it returns an error wrapping
+// ErrUnavailable, and why, instead.
+func (w *replicaWait) wait(ctx context.Context, why error) error {
 	if w.began.IsZero() {
 		w.began, w.pause = time.Now(), replicaWaitMin
 	}
 	if time.Since(w.began) > replicaWaitMax {
-		return fmt.Errorf("%w: the replicas of the stream that served the read are still catching up after %s", ErrUnavailable, replicaWaitMax)
+		return fmt.Errorf("%w: a read could not get on for %s: %v", ErrUnavailable, replicaWaitMax, why)
 	}
 	select {
 	case <-ctx.Done():

@@ -2,7 +2,10 @@ package natstest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +126,53 @@ func (c *Cluster) StreamLeader(t testing.TB, stream string, via []*Server) *Serv
 		return leader != nil, fmt.Errorf("leader %q is not a server of the cluster", info.Cluster.Leader)
 	})
 	return leader
+}
+
+// MetaLeader waits (up to a minute) until the servers in via (all of them
+// when nil) agree on the cluster's JetStream meta leader, and returns it.
+// The servers must serve monitoring: ClusterOptions.Args "-m", "-1".
+func (c *Cluster) MetaLeader(t testing.TB, via []*Server) *Server {
+	t.Helper()
+	if via == nil {
+		via = c.servers
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var names []string
+		for _, s := range via {
+			names = append(names, metaLeaderSeenBy(s))
+		}
+		if leader := c.Server(names[0]); leader != nil && !slices.ContainsFunc(names, func(n string) bool { return n != names[0] }) {
+			return leader
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("natstest: the servers name no one meta leader within a minute: %q", names)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// metaLeaderSeenBy returns the name of the meta leader that s reports
+// (/jsz), or "".
+func metaLeaderSeenBy(s *Server) string {
+	if s.MonitorURL() == "" {
+		s.t.Fatal("natstest: the server has no monitoring port: start it with \"-m\", \"-1\"")
+	}
+	client := http.Client{Timeout: time.Second}
+	resp, err := client.Get(s.MonitorURL() + "/jsz")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var jsz struct {
+		Meta struct {
+			Leader string `json:"leader"`
+		} `json:"meta_cluster"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&jsz) != nil {
+		return ""
+	}
+	return jsz.Meta.Leader
 }
 
 // poll connects to the servers in via and calls check until it reports

@@ -91,9 +91,10 @@ type Server struct {
 	t    testing.TB
 	opts Options
 
-	mu       sync.Mutex // protects cmd, url and isolated
+	mu       sync.Mutex // protects cmd, url, monitor and isolated
 	cmd      *exec.Cmd
 	url      string
+	monitor  string        // the monitoring URL, if it serves one
 	done     chan struct{} // closed when cmd has exited
 	isolated bool          // started without its routes (see Isolate)
 }
@@ -121,13 +122,24 @@ func (s *Server) URL() string {
 	return s.url
 }
 
+// MonitorURL is the server's monitoring URL (http://127.0.0.1:PORT), or ""
+// unless it was started with "-m", "-1" among its arguments.
+func (s *Server) MonitorURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.monitor
+}
+
 // StoreDir is the server's JetStream store.
 func (s *Server) StoreDir() string { return s.opts.StoreDir }
 
 // Name is the server's name (Options.Name).
 func (s *Server) Name() string { return s.opts.Name }
 
-var clientURL = regexp.MustCompile(`"(nats://[^"]+)"`)
+var (
+	clientURL  = regexp.MustCompile(`"(nats://[^"]+)"`)
+	monitorURL = regexp.MustCompile(`"monitoring":\["(http://[^"]+)"`)
+)
 
 func (s *Server) start() {
 	t := s.t
@@ -165,7 +177,7 @@ func (s *Server) start() {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
-	var url string
+	var url, monitor string
 	for url == "" {
 		select {
 		case <-done:
@@ -183,6 +195,9 @@ func (s *Server) start() {
 				if m := clientURL.FindSubmatch(b); m != nil {
 					url = string(m[1])
 				}
+				if m := monitorURL.FindSubmatch(b); m != nil {
+					monitor = string(m[1])
+				}
 			}
 		}
 		if url == "" {
@@ -192,7 +207,7 @@ func (s *Server) start() {
 	var p int
 	fmt.Sscanf(url[len("nats://127.0.0.1:"):], "%d", &p)
 	s.mu.Lock()
-	s.cmd, s.url, s.done = cmd, url, done
+	s.cmd, s.url, s.monitor, s.done = cmd, url, monitor, done
 	s.opts.Port = p // a restart comes back on the same port
 	s.mu.Unlock()
 }

@@ -77,7 +77,7 @@ var errPageFull = errors.New("page full")
 func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsRequest) (*eventsv1.ListEventsResponse, error) {
 	f, err := narrow(ctx, req.GetChannelKeys(), req.GetProviders(), req.GetTypes(), req.GetStatuses())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, s.failed("ListEvents", err)
 	}
 	size := int(req.GetPageSize())
 	switch {
@@ -114,19 +114,19 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	}
 	first, last, err := s.src.Bounds(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, s.failed("ListEvents", err)
 	}
 	// lo..hi: the sequences the time range allows.
 	lo, hi := first, last
 	if !from.IsZero() {
 		if lo, err = s.src.SequenceAt(ctx, logTime(from)); err != nil {
-			return nil, toStatus(err)
+			return nil, s.failed("ListEvents", err)
 		}
 	}
 	if !until.IsZero() {
 		end, err := s.src.SequenceAt(ctx, logTime(until))
 		if err != nil {
-			return nil, toStatus(err)
+			return nil, s.failed("ListEvents", err)
 		}
 		hi = min(hi, end-1)
 	}
@@ -152,7 +152,7 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 			return nil
 		})
 		if err != nil && !errors.Is(err, errPageFull) {
-			return nil, toStatus(err)
+			return nil, s.failed("ListEvents", err)
 		}
 	} else {
 		// The log reads forward only: read windows that grow backwards from
@@ -176,7 +176,7 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 				return nil
 			})
 			if err != nil {
-				return nil, toStatus(err)
+				return nil, s.failed("ListEvents", err)
 			}
 			full := false
 			for i := 1; i <= min(matched, len(ring)) && !full; i++ {
@@ -197,7 +197,7 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	for _, rec := range recs {
 		ev, err := rec.Event()
 		if err != nil {
-			return nil, toStatus(err)
+			return nil, s.failed("ListEvents", err)
 		}
 		resp.Events = append(resp.Events, ev)
 	}
@@ -257,7 +257,7 @@ func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (
 		return nil, status.Error(codes.InvalidArgument, "give the sequence or the id of the event")
 	}
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, s.failed("GetEvent", err)
 	}
 	if scope := clientFrom(ctx).Scope; scope != nil && !scope.Permits(&rec.Key) {
 		field := "sequence"
@@ -268,7 +268,7 @@ func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (
 	}
 	ev, err := rec.Event()
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, s.failed("GetEvent", err)
 	}
 	return &eventsv1.GetEventResponse{Event: ev, Epoch: s.src.Epoch()}, nil
 }

@@ -431,7 +431,7 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		var last uint64
 		onOwnStack(func() { _, last, err = s.src.Bounds(ctx) })
 		if err != nil {
-			return toStatus(err)
+			return s.failed("StreamEvents", err)
 		}
 		c.last = last
 	}
@@ -791,6 +791,25 @@ func (s *Service) release(client string) {
 	if s.stopped && s.streams == 0 {
 		s.closeDrained()
 	}
+}
+
+// failed returns the status that ends a call of method for err (see
+// toStatus) and, when the server is at fault (the log is unavailable, or
+// something unforeseen failed), logs err: the client's status says what to
+// do, never why, and whoever runs the server needs the why. Errors that are
+// statuses already were chosen for the client and are not logged.
+func (s *Service) failed(method string, err error) error {
+	st := toStatus(err)
+	if _, isStatus := status.FromError(err); isStatus {
+		return st
+	}
+	switch code := status.Code(st); code {
+	case codes.Unavailable:
+		s.log.Warn("request failed: the event log could not be read", "method", method, "code", code.String(), "err", err)
+	case codes.Internal:
+		s.log.Error("request failed", "method", method, "code", code.String(), "err", err)
+	}
+	return st
 }
 
 // toStatus chooses the gRPC status for an error, with the REST mapping in

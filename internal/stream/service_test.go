@@ -45,7 +45,9 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 		logger = slog.Default()
 	}
 	logCfg.Logger = logger
-	opts.Logger = logger
+	if opts.Logger == nil {
+		opts.Logger = logger
+	}
 	l, err := eventlog.Open(context.Background(), logCfg)
 	if err != nil {
 		t.Fatal(err)

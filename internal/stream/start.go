@@ -46,13 +46,13 @@ func (s *Service) resolveStart(ctx context.Context, req *eventsv1.StreamEventsRe
 		}
 		next, err := s.src.SequenceAt(ctx, logTime(t.AsTime()))
 		if err != nil {
-			return start{}, toStatus(err)
+			return start{}, s.failed("StreamEvents", err)
 		}
 		return start{next: next, requested: "start_time"}, nil
 	}
 	first, last, err := s.src.Bounds(ctx)
 	if err != nil {
-		return start{}, toStatus(err)
+		return start{}, s.failed("StreamEvents", err)
 	}
 	if req.GetFromEarliest() {
 		return start{next: first, requested: "earliest"}, nil

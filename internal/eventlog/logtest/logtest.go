@@ -66,6 +66,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Tail", testTail},
 		{"EpochAndRestart", testEpochAndRestart},
 		{"SeveralInstances", testSeveralInstances},
+		{"PageLargeLog", testPageLargeLog},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newHarness(t)) })
