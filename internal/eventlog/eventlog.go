@@ -893,11 +893,7 @@ func (l *Log) Get(ctx context.Context, seq uint64) (*record.Record, error) {
 	if err != nil {
 		return nil, notFoundOr(fmt.Sprintf("sequence %d", seq), err)
 	}
-	rec, err := l.rawRecord(msg)
-	if errors.Is(err, errProbe) {
-		return nil, fmt.Errorf("%w: sequence %d holds no event", ErrNotFound, seq)
-	}
-	return rec, err
+	return l.rawRecord(msg)
 }
 
 // GetByID returns the event with the given id; when the same id was stored
@@ -1205,16 +1201,6 @@ func (l *Log) Read(ctx context.Context, f *filter.Filter, from, to uint64, fn fu
 		for m := range batch.Messages() {
 			n++
 			rec, err := l.msgRecord(m)
-			if errors.Is(err, errProbe) {
-				// No event, but a sequence the servers delivered.
-				if meta, merr := m.Metadata(); merr == nil {
-					last = meta.Sequence.Stream
-				}
-				if to != 0 && last >= to {
-					return nil
-				}
-				continue
-			}
 			if err != nil {
 				return err
 			}
@@ -1375,9 +1361,6 @@ func (l *Log) Tail(ctx context.Context, after uint64, fn func(*record.Record)) e
 			return
 		}
 		rec, err := l.record(m.Subject(), meta.Sequence.Stream, meta.Timestamp, m.Data())
-		if errors.Is(err, errProbe) {
-			return
-		}
 		if err != nil {
 			// A message we did not write under our prefix: skip it, loudly.
 			l.log.Error("skipping unreadable event in the log", "subject", m.Subject(), "err", err)

@@ -2,7 +2,6 @@ package eventlog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -20,16 +19,22 @@ import (
 // so readiness that only asks about the stream says "ready" throughout. The
 // Log therefore remembers that stores fail (any store that failed for a
 // reason of the log's, until one succeeds), and readiness reports it. While
-// stores fail, each readiness check probes: it stores a small message under
-// the reserved subject <prefix>.probe, which readers pass over; the first
-// that is stored means stores work again, without waiting for a webhook
-// that a load balancer, seeing the instance not ready, would not send.
+// stores fail, each readiness check probes: it stores a small message in a
+// stream of its own beside the events' (made the first time it is needed,
+// with the events' replicas, so on the same servers' storage and quota; one
+// message, replaced by the next), and the first probe stored means stores
+// work again, without waiting for a webhook that a load balancer, seeing
+// the instance not ready, would not send. The events' stream itself is not
+// probed, so that its sequences stay those of events alone.
 //
 // The embedded server does not recover from a write error by itself: its
 // stream refuses stores until JetStream loads it again. So when its own
 // health says the stream failed to write, and the disk has room again, the
 // Log restarts the embedded server's JetStream (the stream is loaded from
-// disk as after a restart of the process), and readers resume.
+// disk as after a restart of the process), and readers resume. An external
+// server's stream with a write error is its operator's to restart (the
+// server's own /healthz reports it); meanwhile each webhook that fails
+// makes eventsvc not ready again.
 
 // ErrCannotStore means the log is reachable but cannot store events (a full
 // disk, a quota, stores that time out); it wraps ErrUnavailable.
@@ -66,28 +71,35 @@ func (h *storeHealth) state() (error, time.Time) {
 	return h.failing, h.since
 }
 
-// probeSubject is the reserved subject of probe messages: not the shape of
-// an event subject, so that readers tell it apart (see errProbe).
-func probeSubject(prefix string) string { return prefix + ".probe" }
-
-// errProbe is what parsing a probe message's subject returns: readers pass
-// over it.
-var errProbe = errors.New("eventlog: a probe message, not an event")
+// probeStream is the name of the stream of probes, and probeSubject its
+// only subject: outside the events' stream's subjects (<prefix>.>).
+func (l *Log) probeStream() string  { return l.cfg.StreamName + "_PROBE" }
+func (l *Log) probeSubject() string { return l.cfg.SubjectPrefix + "_probe." + l.cfg.StreamName }
 
 // probeTimeout bounds one probe store.
 const probeTimeout = 2 * time.Second
 
-// probe stores a probe message and reports whether it was stored.
+// probe stores a probe message, making the stream of probes first if need
+// be, and returns why it could not.
 func (l *Log) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	msg := &nats.Msg{
-		Subject: probeSubject(l.cfg.SubjectPrefix),
-		Header:  nats.Header{jetstream.ExpectedStreamHeader: l.expectStream},
-	}
-	resp, err := l.nc().RequestMsgWithContext(ctx, msg)
+	_, err := l.js().CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              l.probeStream(),
+		Description:       "eventsvc's probes of whether stores work again after failing; one message",
+		Subjects:          []string{l.probeSubject()},
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgsPerSubject: 1,
+		MaxAge:            time.Hour,
+		Replicas:          int(l.replicas.Load()),
+		Storage:           jetstream.FileStorage,
+	})
 	if err == nil {
-		_, err = parsePubAck(resp.Data)
+		msg := &nats.Msg{Subject: l.probeSubject(), Header: nats.Header{jetstream.ExpectedStreamHeader: []string{l.probeStream()}}}
+		var resp *nats.Msg
+		if resp, err = l.nc().RequestMsgWithContext(ctx, msg); err == nil {
+			_, err = parsePubAck(resp.Data)
+		}
 	}
 	return err
 }

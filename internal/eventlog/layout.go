@@ -142,15 +142,12 @@ func legacySubjects(prefix string) string { return prefix + ".*.*.*.*.*" }
 func legacyIDSubject(prefix, id string) string { return prefix + ".*.*.*.*." + encodeToken(id) }
 
 // parseSubject is the inverse of subject; it also reads the old layout, and
-// then reports legacy. A probe message's subject is errProbe. It does not allocate for a channel key that needed no
+// then reports legacy. It does not allocate for a channel key that needed no
 // encoding.
 func parseSubject(prefix, subj string) (k filter.Key, legacy bool, err error) {
 	rest, ok := strings.CutPrefix(subj, prefix)
 	if !ok || len(rest) == 0 || rest[0] != '.' {
 		return k, false, fmt.Errorf("%w: %q", ErrBadSubject, subj)
-	}
-	if rest == ".probe" {
-		return k, false, errProbe
 	}
 	rest = rest[1:]
 	n := strings.Count(rest, ".") + 2 // tokens, the prefix included
