@@ -32,38 +32,21 @@ import (
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 	"github.com/eventsvc/eventsvc/internal/ui"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
-// The event log satisfies what the webhook adapter (through logPublisher) and
-// the stream service declare they need.
-var (
-	_ webhook.Publisher = logPublisher{}
-	_ stream.Source     = (*eventlog.Log)(nil)
-)
-
-// logPublisher adapts the log's Publish to the webhook's Publisher, whose
-// result type the webhook package owns.
-type logPublisher struct{ log *eventlog.Log }
-
-func (p logPublisher) Publish(ctx context.Context, ev *eventsv1.Event) (webhook.PublishAck, error) {
-	ack, err := p.log.Publish(ctx, ev)
-	switch {
-	case errors.Is(err, eventlog.ErrTooLarge):
-		err = fmt.Errorf("%w: %w", webhook.ErrTooLarge, err)
-	case errors.Is(err, eventlog.ErrInvalidEvent):
-		err = fmt.Errorf("%w: %w", webhook.ErrInvalidEvent, err)
-	}
-	return webhook.PublishAck{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, err
-}
+// The NATS log is the event log the webhook adapter and the stream service
+// use.
+var _ eventlog.Log = (*natslog.Log)(nil)
 
 // App is a running eventsvc.
 type App struct {
 	cfg    config.Config
 	log    *slog.Logger
-	evlog  *eventlog.Log
+	evlog  *natslog.Log
 	svc    *stream.Service
 	health *health.Server
 	// dataLock holds the data directory for this process (nil without
@@ -173,7 +156,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		}
 	}
 
-	a.evlog, err = eventlog.Open(ctx, eventlog.Config{
+	a.evlog, err = natslog.Open(ctx, natslog.Config{
 		URL:           cfg.Log.NATSURL,
 		DataDir:       cfg.Log.DataDir,
 		StreamName:    cfg.Log.StreamName,
@@ -283,7 +266,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	if len(secrets) == 0 {
 		logger.Warn("no --webhook-secret: unsigned webhooks are accepted; anyone who can reach the HTTP port can inject events")
 	}
-	a.hook = webhook.NewHandler(logPublisher{a.evlog}, webhook.Options{
+	a.hook = webhook.NewHandler(a.evlog, webhook.Options{
 		Secrets:      secrets,
 		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
 		Logger:       logger,

@@ -9,19 +9,19 @@ import (
 	"strings"
 
 	"github.com/eventsvc/eventsvc/internal/config"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 )
 
 // clusterConfig is the embedded cluster's part of the event log's
 // configuration (the zero Cluster when not clustered): the node's name,
 // derived when not set, and the files of its routes' mutual TLS, checked
 // here so that a bad one stops start-up before anything is opened.
-func clusterConfig(cfg config.Config, logger *slog.Logger) (eventlog.Cluster, error) {
+func clusterConfig(cfg config.Config, logger *slog.Logger) (natslog.Cluster, error) {
 	cl := cfg.Log.Cluster
 	if cl.Listen == "" {
-		return eventlog.Cluster{}, nil
+		return natslog.Cluster{}, nil
 	}
-	c := eventlog.Cluster{Name: cl.Name, NodeName: cl.NodeName, Listen: cl.Listen, Peers: cl.Peers}
+	c := natslog.Cluster{Name: cl.Name, NodeName: cl.NodeName, Listen: cl.Listen, Peers: cl.Peers}
 	if c.NodeName == "" {
 		name, err := nodeName(cl.Listen)
 		if err != nil {

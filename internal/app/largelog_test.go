@@ -28,7 +28,7 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/app"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
@@ -111,7 +111,7 @@ type largeLogResult struct {
 
 func fillLargeLog(t *testing.T, dir string, n int) {
 	ctx := context.Background()
-	l, err := eventlog.Open(ctx, eventlog.Config{DataDir: dir, MaxAge: 7 * 24 * time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	l, err := natslog.Open(ctx, natslog.Config{DataDir: dir, MaxAge: 7 * 24 * time.Hour, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

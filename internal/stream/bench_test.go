@@ -31,7 +31,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -93,7 +93,7 @@ type fanoutReport struct {
 
 func benchFanout(b *testing.B, f fanout) {
 	subs, channels, rate := f.subs, f.channels, f.rate
-	h := newHarness(b, stream.Options{BufferSize: 4096}, eventlog.Config{})
+	h := newHarness(b, stream.Options{BufferSize: 4096}, natslog.Config{})
 	defer h.log.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -459,7 +459,7 @@ func wireField(b []byte, num protowire.Number) ([]byte, bool) {
 func BenchmarkIdleStreamMemory(b *testing.B) {
 	for _, perConn := range []int{1, 100} {
 		b.Run(fmt.Sprintf("streams-per-conn=%d", perConn), func(b *testing.B) {
-			h := newHarness(b, stream.Options{}, eventlog.Config{})
+			h := newHarness(b, stream.Options{}, natslog.Config{})
 			defer h.log.Close()
 			before, rssBefore := serverMemory(), residentMemory()
 			goroutinesBefore := runtime.NumGoroutine()

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 )
 
 // afterSend is a StreamEvents server stream that calls hook after each
@@ -57,7 +57,7 @@ func (c cutOnEvent) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Ser
 // a resume repeats it).
 func TestCutRacingACompletedSendNamesTheSentEvent(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	l, err := eventlog.Open(context.Background(), eventlog.Config{DataDir: t.TempDir(), Logger: logger})
+	l, err := natslog.Open(context.Background(), natslog.Config{DataDir: t.TempDir(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -94,7 +94,7 @@ func TestStreamWhoseClientStopsReadingIsCut(t *testing.T) {
 		{"replaying", &eventsv1.StreamEventsRequest{FromEarliest: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, stream.Options{WriteTimeout: 300 * time.Millisecond, BufferSize: 10000}, eventlog.Config{})
+			h := newHarness(t, stream.Options{WriteTimeout: 300 * time.Millisecond, BufferSize: 10000}, natslog.Config{})
 			big := msgA
 			big.size = 32 << 10
 			const n = 60 // far more than the client's windows take
@@ -130,7 +130,7 @@ func TestStreamWhoseClientStopsReadingIsCut(t *testing.T) {
 // is blocked by a client that does not read ends once Interrupt is called,
 // and its client finds the shutdown's reason and its exact position.
 func TestShutdownEndsStreamsThatDoNotRead(t *testing.T) {
-	h := newHarness(t, stream.Options{BufferSize: 10000}, eventlog.Config{})
+	h := newHarness(t, stream.Options{BufferSize: 10000}, natslog.Config{})
 	big := msgA
 	big.size = 32 << 10
 	const n = 60
@@ -219,7 +219,7 @@ func scope(t *testing.T, channels ...string) *filter.Scope {
 // UNAUTHENTICATED, those of a client whose rights narrowed with
 // PERMISSION_DENIED, each with its resume position; the others go on.
 func TestRevalidateEndsStreamsOfRevokedAndNarrowedClients(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	clients := map[string]stream.Client{
 		"revoked":   {Name: "revoked", Credential: "c1"},
 		"narrowed":  {Name: "narrowed", Credential: "c2", Scope: scope(t, "twlo_*")},
@@ -281,7 +281,7 @@ func TestRevalidateEndsStreamsOfRevokedAndNarrowedClients(t *testing.T) {
 // Interrupt rather than left to its write deadline (the harness's HTTP
 // server has none: without Interrupt it would never end).
 func TestShutdownCutsRESTStreamsThatDoNotRead(t *testing.T) {
-	h := newHarness(t, stream.Options{BufferSize: 10000}, eventlog.Config{})
+	h := newHarness(t, stream.Options{BufferSize: 10000}, natslog.Config{})
 	big := msgA
 	big.size = 64 << 10
 	h.publish(t, repeat(big, 300)...) // far more than the sockets' buffers

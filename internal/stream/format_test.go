@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -42,7 +42,7 @@ func (f formatSink) Send(msgs []*stream.Message) (int, error) {
 // TestEventEncodedOncePerFormat: each live event is encoded in a wire
 // format at most once, however many subscribers send it in that format.
 func TestEventEncodedOncePerFormat(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, repeat(msgA, 5)...) // before the subscribers: not sent
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()

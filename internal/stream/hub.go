@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // hub reads the live end of the log once per process and fans each event out
@@ -20,11 +20,11 @@ import (
 // subscriber matches it, and the same bytes are queued to every subscriber.
 //
 // The hub follows one epoch of the log at a time. When the log is created
-// again (record.ErrEpochChanged), it drops every subscriber, has the service
+// again (eventlog.ErrEpochChanged), it drops every subscriber, has the service
 // end their streams (onEpochEnd), and begins again at the new log's end:
 // only subscribers of the epoch it follows may register.
 type hub struct {
-	src Source
+	src eventlog.Reader
 	log *slog.Logger
 	obs Observer
 	// onEpochEnd is told the epoch the hub stopped following, once its
@@ -55,7 +55,7 @@ type hub struct {
 	done  chan struct{} // closed when run returns
 }
 
-func newHub(src Source, log *slog.Logger, obs Observer) *hub {
+func newHub(src eventlog.Reader, log *slog.Logger, obs Observer) *hub {
 	return &hub{
 		src:        src,
 		log:        log.With("component", "hub"),
@@ -85,7 +85,7 @@ func (h *hub) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, record.ErrEpochChanged) {
+		if errors.Is(err, eventlog.ErrEpochChanged) {
 			old := h.endEpoch()
 			h.log.Warn("the event log was created again: every stream of the old one was ended with FAILED_PRECONDITION; following the new log from its end",
 				"old_epoch", old, "err", err)
@@ -97,7 +97,7 @@ func (h *hub) run(ctx context.Context) error {
 		}
 		// The tail survives reconnects by itself; it ends only when its
 		// consumer could not be kept. Start it again where it stopped.
-		if !errors.Is(err, record.ErrUnavailable) {
+		if !errors.Is(err, eventlog.ErrUnavailable) {
 			return err
 		}
 		if time.Since(began) > tailRetryMax {
@@ -112,7 +112,7 @@ func (h *hub) run(ctx context.Context) error {
 }
 
 // tail runs the log's Tail from head. It also ends it, with
-// record.ErrEpochChanged, when the log's epoch is no longer the hub's: a Tail
+// eventlog.ErrEpochChanged, when the log's epoch is no longer the hub's: a Tail
 // that began after the log moved on would read the new log as if it
 // continued the old.
 //
@@ -123,7 +123,7 @@ func (h *hub) run(ctx context.Context) error {
 func (h *hub) tail(ctx context.Context) error {
 	epoch := h.epoch // written by this goroutine alone (begin, endEpoch)
 	if h.src.Epoch() != epoch {
-		return record.ErrEpochChanged
+		return eventlog.ErrEpochChanged
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -144,13 +144,13 @@ func (h *hub) tail(ctx context.Context) error {
 			}
 		}
 	}()
-	err := h.src.Tail(tctx, h.head.Load(), func(rec *record.Record) {
+	err := h.src.Tail(tctx, h.head.Load(), func(rec *eventlog.Record) {
 		if !h.dispatch(rec) && !moved.Swap(true) {
 			cancel()
 		}
 	})
 	if moved.Load() && ctx.Err() == nil {
-		return record.ErrEpochChanged
+		return eventlog.ErrEpochChanged
 	}
 	return err
 }
@@ -242,7 +242,7 @@ func (h *hub) subscribers() int {
 
 // dispatch queues rec to the subscribers it matches. It reports false, and
 // does nothing, when the log is no longer of the hub's epoch.
-func (h *hub) dispatch(rec *record.Record) bool {
+func (h *hub) dispatch(rec *eventlog.Record) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.src.Epoch() != h.epoch {
@@ -262,7 +262,7 @@ func (h *hub) dispatch(rec *record.Record) bool {
 	return true
 }
 
-func (h *hub) offer(s *subscriber, rec *record.Record, m *Message) *Message {
+func (h *hub) offer(s *subscriber, rec *eventlog.Record, m *Message) *Message {
 	m, evicted := s.offer(rec, m, h.epoch)
 	if evicted {
 		h.obs.SubscriberEvicted(s.client.Name)

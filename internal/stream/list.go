@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // Defaults of the page bounds of ListEvents (see Options).
@@ -39,14 +39,14 @@ const fieldListEvents = 1
 // there is one, which says that there is a next page and where it starts.
 type page struct {
 	size, budget int
-	recs         []*record.Record
+	recs         []*eventlog.Record
 	n            int // events of recs in the page
 	bytes        int // their encoded size in the response
 }
 
 // add appends rec and reports whether the page is complete: it holds one
 // event past the page, so reading can stop.
-func (p *page) add(rec *record.Record) (complete bool) {
+func (p *page) add(rec *eventlog.Record) (complete bool) {
 	cost := eventCost(rec)
 	if len(p.recs) == p.n && p.n < p.size && (p.n == 0 || p.bytes+cost <= p.budget) {
 		p.n++
@@ -58,7 +58,7 @@ func (p *page) add(rec *record.Record) (complete bool) {
 
 // eventCost is the size rec adds to a ListEventsResponse: its stored bytes,
 // the sequence appended to them, and the field's tag and length.
-func eventCost(rec *record.Record) int {
+func eventCost(rec *eventlog.Record) int {
 	ev := len(rec.Data) + protowire.SizeTag(fieldEventSequence) + protowire.SizeVarint(rec.Sequence)
 	return protowire.SizeTag(fieldListEvents) + protowire.SizeBytes(ev)
 }
@@ -145,7 +145,7 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 	}
 	p := &page{size: size, budget: s.opts.MaxPageBytes - pageReserve}
 	if !newestFirst {
-		err := s.src.Read(ctx, &f, lo, hi, func(rec *record.Record) error {
+		err := s.src.Read(ctx, &f, lo, hi, func(rec *eventlog.Record) error {
 			if p.add(rec) {
 				return errPageFull
 			}
@@ -168,9 +168,9 @@ func (s *Service) ListEvents(ctx context.Context, req *eventsv1.ListEventsReques
 			// Of a window only its newest matches can go in the page (and
 			// the one past it): keep that many, in a ring, so that a large
 			// window does not hold all of its events in memory.
-			ring := make([]*record.Record, p.size+1-len(p.recs))
+			ring := make([]*eventlog.Record, p.size+1-len(p.recs))
 			matched := 0
-			err := s.src.Read(ctx, &f, bottom, top, func(rec *record.Record) error {
+			err := s.src.Read(ctx, &f, bottom, top, func(rec *eventlog.Record) error {
 				ring[matched%len(ring)] = rec
 				matched++
 				return nil
@@ -241,7 +241,7 @@ func requestFingerprint(req *eventsv1.ListEventsRequest) uint64 {
 
 // GetEvent implements EventService.GetEvent.
 func (s *Service) GetEvent(ctx context.Context, req *eventsv1.GetEventRequest) (*eventsv1.GetEventResponse, error) {
-	var rec *record.Record
+	var rec *eventlog.Record
 	var err error
 	switch {
 	case req.GetSequence() != 0 && req.GetId() != "":

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // Message is one StreamEventsResponse on its way to subscribers, encoded
@@ -133,7 +133,7 @@ const (
 // epoch} without decoding the stored event: the stored bytes are an Event
 // without a sequence, and protobuf allows a field to follow the others, so
 // appending the sequence field yields the complete Event.
-func eventMessage(rec *record.Record, epoch string) *Message {
+func eventMessage(rec *eventlog.Record, epoch string) *Message {
 	seqLen := protowire.SizeTag(fieldEventSequence) + protowire.SizeVarint(rec.Sequence)
 	evLen := len(rec.Data) + seqLen
 	n := protowire.SizeTag(fieldResponseEvent) + protowire.SizeBytes(evLen) +

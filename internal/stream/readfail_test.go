@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -41,9 +41,18 @@ func (l *logBuffer) lines() []string {
 // whoever runs the server.
 func TestReadFailuresAreLogged(t *testing.T) {
 	var logs logBuffer
-	h := newHarness(t, stream.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, eventlog.Config{})
+	h := newHarness(t, stream.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, natslog.Config{})
 	h.publish(t, msgA, msgB)
 	ctx := testCtx(t)
+	// The hub has begun once a stream says it is live: a hub that cannot
+	// read the log's end as it begins stops, and refuses every stream.
+	live, err := h.client.StreamEvents(ctx, &eventsv1.StreamEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := live.Recv(); err != nil || m.GetHeartbeat() == nil {
+		t.Fatalf("the first message of a stream: %v, %v; want a heartbeat", m, err)
+	}
 	h.log.Close() // every read of the log now fails: its connection is closed
 	for _, tt := range []struct {
 		method string
@@ -71,13 +80,17 @@ func TestReadFailuresAreLogged(t *testing.T) {
 			if status.Code(err) != codes.Unavailable || strings.Contains(status.Convert(err).Message(), "nats") {
 				t.Fatalf("%s on a log that cannot be read: %v; want UNAVAILABLE telling the client to retry, no more", tt.method, err)
 			}
-			for _, line := range logs.lines() {
-				if strings.Contains(line, "level=WARN") && strings.Contains(line, "method="+tt.method) &&
-					strings.Contains(line, "event log unavailable") && strings.Contains(line, "connection closed") {
-					return
+			// The status can reach the client before the handler has
+			// logged: wait for the line.
+			waitFor(t, "a warning that names "+tt.method+" and why it failed", func() bool {
+				for _, line := range logs.lines() {
+					if strings.Contains(line, "level=WARN") && strings.Contains(line, "method="+tt.method) &&
+						strings.Contains(line, "event log unavailable") && strings.Contains(line, "connection closed") {
+						return true
+					}
 				}
-			}
-			t.Fatalf("no warning names %s and why it failed; the log:\n%s", tt.method, strings.Join(logs.lines(), "\n"))
+				return false
+			})
 		})
 	}
 }

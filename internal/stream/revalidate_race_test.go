@@ -12,15 +12,15 @@ import (
 	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
 // gatedLog is the real log, whose next Bounds call, once armed, waits for
 // release: it holds a stream between its authentication and its start.
 type gatedLog struct {
-	*eventlog.Log
+	*natslog.Log
 	armed   atomic.Bool
 	entered chan struct{}
 	release chan struct{}
@@ -39,7 +39,7 @@ func (g *gatedLog) Bounds(ctx context.Context) (uint64, uint64, error) {
 // streams, must not outlive its revoked credential.
 func TestRevalidateEndsAStreamThatWasStarting(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	l, err := eventlog.Open(context.Background(), eventlog.Config{DataDir: t.TempDir(), Logger: logger})
+	l, err := natslog.Open(context.Background(), natslog.Config{DataDir: t.TempDir(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

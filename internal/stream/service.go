@@ -32,36 +32,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
-
-// Source is what the service needs from the event log. Errors wrap
-// record.ErrNotFound or record.ErrUnavailable where those apply.
-type Source interface {
-	// Epoch identifies the log; sequences are meaningful only within it.
-	Epoch() string
-	// Bounds returns the oldest and newest sequences held (last = first-1
-	// when empty).
-	Bounds(ctx context.Context) (first, last uint64, err error)
-	// Read calls fn in log order for each stored event with from <= sequence
-	// <= to (to = 0: up to the end of the log at the time of reading) that f
-	// matches (nil: every event), and only those; it returns fn's error if
-	// fn fails.
-	Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error
-	// Tail calls fn for every event after `after`, live, until ctx ends.
-	// after belongs to the epoch current when Tail is called; when the log
-	// is created again Tail returns an error wrapping
-	// record.ErrEpochChanged, having passed nothing of the new log to fn.
-	Tail(ctx context.Context, after uint64, fn func(*record.Record)) error
-	// SequenceAt returns the first sequence stored at or after t (last+1 if
-	// none).
-	SequenceAt(ctx context.Context, t time.Time) (uint64, error)
-	// Get returns the event at seq.
-	Get(ctx context.Context, seq uint64) (*record.Record, error)
-	// GetByID returns the event with that id.
-	GetByID(ctx context.Context, id string) (*record.Record, error)
-}
 
 // Options configures a Service. Zero values mean the defaults noted.
 type Options struct {
@@ -210,7 +183,7 @@ func (nopObserver) DeliveryWait(time.Duration)     {}
 // other transports through Subscribe.
 type Service struct {
 	eventsv1.UnimplementedEventServiceServer
-	src  Source
+	src  eventlog.Reader
 	hub  *hub
 	opts Options
 	log  *slog.Logger
@@ -229,7 +202,7 @@ type Service struct {
 
 // New returns the service over src. Run feeds it live events; until Run has
 // read the log's position, new streams wait.
-func New(src Source, opts Options) *Service {
+func New(src eventlog.Reader, opts Options) *Service {
 	opts.fillDefaults()
 	s := &Service{
 		src: src, hub: newHub(src, opts.Logger, opts.Observer), opts: opts,
@@ -667,12 +640,12 @@ func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64) {
 			continue
 		}
 		if head > after {
-			err := s.src.Read(ctx, &sub.filter, after+1, head, func(rec *record.Record) error {
+			err := s.src.Read(ctx, &sub.filter, after+1, head, func(rec *eventlog.Record) error {
 				if !sub.waitRoom(limit) {
 					return errStreamEnded
 				}
 				if s.src.Epoch() != epoch {
-					return record.ErrEpochChanged
+					return eventlog.ErrEpochChanged
 				}
 				sub.push(eventMessage(rec, epoch))
 				sub.scanned.Store(rec.Sequence)
@@ -681,7 +654,7 @@ func (s *Service) replay(ctx context.Context, sub *subscriber, after uint64) {
 			switch {
 			case errors.Is(err, errStreamEnded) || ctx.Err() != nil:
 				return
-			case errors.Is(err, record.ErrEpochChanged):
+			case errors.Is(err, eventlog.ErrEpochChanged):
 				sub.stop(endEpochChanged)
 				return
 			case err != nil:
@@ -827,11 +800,11 @@ func toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, filter.ErrForbidden):
 		return status.Error(codes.PermissionDenied, err.Error())
-	case errors.Is(err, record.ErrNotFound):
+	case errors.Is(err, eventlog.ErrNotFound):
 		return status.Error(codes.NotFound, "no such event (it may have expired from the log)")
-	case errors.Is(err, record.ErrUnavailable):
+	case errors.Is(err, eventlog.ErrUnavailable):
 		return status.Error(codes.Unavailable, "the event log is unavailable; retry later")
-	case errors.Is(err, record.ErrEpochChanged):
+	case errors.Is(err, eventlog.ErrEpochChanged):
 		return status.Error(codes.Unavailable, "the event log was created again during the request; retry it")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")

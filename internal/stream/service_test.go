@@ -20,15 +20,15 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/gateway"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
 // harness runs the service over a real embedded event log and a real gRPC
 // listener on a free port.
 type harness struct {
-	log     *eventlog.Log
+	log     *natslog.Log
 	svc     *stream.Service
 	client  eventsv1.EventServiceClient
 	addr    string
@@ -37,7 +37,7 @@ type harness struct {
 	mu      sync.Mutex
 }
 
-func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harness {
+func newHarness(t testing.TB, opts stream.Options, logCfg natslog.Config) *harness {
 	t.Helper()
 	logCfg.DataDir = t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -48,7 +48,7 @@ func newHarness(t testing.TB, opts stream.Options, logCfg eventlog.Config) *harn
 	if opts.Logger == nil {
 		opts.Logger = logger
 	}
-	l, err := eventlog.Open(context.Background(), logCfg)
+	l, err := natslog.Open(context.Background(), logCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestStreamFiltersLive(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	ctx := testCtx(t)
 	subs := []struct {
 		name string
@@ -283,7 +283,7 @@ func TestStreamFiltersLive(t *testing.T) {
 }
 
 func TestStreamEventContent(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	ctx := testCtx(t)
 	s := h.subscribe(t, ctx, &eventsv1.StreamEventsRequest{})
 	seq := h.publish(t, failedA)[0]
@@ -305,7 +305,7 @@ func TestStreamEventContent(t *testing.T) {
 }
 
 func TestResumeReceivesExactlyTheMissedEvents(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, repeat(msgA, 5)...)
 	ctx := testCtx(t)
 
@@ -333,7 +333,7 @@ func TestResumeReceivesExactlyTheMissedEvents(t *testing.T) {
 // earliest event while events are being stored, so that each crosses from
 // replay to live mid-flow.
 func TestReplayJoinsLiveWithoutGapOrDuplicate(t *testing.T) {
-	h := newHarness(t, stream.Options{BufferSize: 100000}, eventlog.Config{})
+	h := newHarness(t, stream.Options{BufferSize: 100000}, natslog.Config{})
 	ctx := testCtx(t)
 	const total = 1500
 	h.publish(t, repeat(msgA, 100)...)
@@ -364,7 +364,7 @@ func TestReplayJoinsLiveWithoutGapOrDuplicate(t *testing.T) {
 func TestSlowSubscriberIsEvictedWithResumeCursor(t *testing.T) {
 	// The buffer holds a burst that a reading subscriber drains easily, but
 	// far less than a subscriber that does not read falls behind.
-	h := newHarness(t, stream.Options{BufferSize: 100}, eventlog.Config{})
+	h := newHarness(t, stream.Options{BufferSize: 100}, natslog.Config{})
 	ctx := testCtx(t)
 	// A client that never reads: small fixed windows so that flow control
 	// blocks the server quickly (the default window grows to megabytes).
@@ -435,7 +435,7 @@ func TestSlowSubscriberIsEvictedWithResumeCursor(t *testing.T) {
 }
 
 func TestStartValidation(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, msgA, msgA)
 	u := func(n uint64) *uint64 { return &n }
 	tests := []struct {
@@ -468,7 +468,7 @@ func TestStartValidation(t *testing.T) {
 
 func TestGapWhenCursorCannotBeHonoured(t *testing.T) {
 	// A byte cap that holds only a few events, so the oldest expire.
-	h := newHarness(t, stream.Options{}, eventlog.Config{MaxBytes: 4 << 10})
+	h := newHarness(t, stream.Options{}, natslog.Config{MaxBytes: 4 << 10})
 	big := msgA
 	big.size = 500
 	h.publish(t, repeat(big, 30)...)
@@ -516,7 +516,7 @@ func TestGapWhenCursorCannotBeHonoured(t *testing.T) {
 }
 
 func TestHeartbeatOnIdleStream(t *testing.T) {
-	h := newHarness(t, stream.Options{Heartbeat: 100 * time.Millisecond}, eventlog.Config{})
+	h := newHarness(t, stream.Options{Heartbeat: 100 * time.Millisecond}, natslog.Config{})
 	h.publish(t, msgA, msgA, msgB)
 	ctx := testCtx(t)
 	s := h.subscribe(t, ctx, &eventsv1.StreamEventsRequest{ChannelKeys: []string{"nobody"}})
@@ -531,7 +531,7 @@ func TestHeartbeatOnIdleStream(t *testing.T) {
 }
 
 func TestHubStopEndsStreamsWithResumeCursor(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	ctx := testCtx(t)
 	s := h.subscribe(t, ctx, &eventsv1.StreamEventsRequest{})
 	h.publish(t, msgA, msgA)
@@ -550,7 +550,7 @@ func TestHubStopEndsStreamsWithResumeCursor(t *testing.T) {
 // shuts down ends at once (not after the whole backlog) with UNAVAILABLE and
 // the sequence of the last event it was sent.
 func TestHubStopEndsAReplay(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	// Far more than the flow-control windows hold: the replay is blocked in
 	// a send when the hub stops.
 	const n = 100
@@ -587,7 +587,7 @@ func TestHubStopEndsAReplay(t *testing.T) {
 // that stopped before it was ready (so that nothing can be sent): only a
 // resuming request gets a resume position, its own.
 func TestStreamAfterHubStopKeepsTheClientsPosition(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, msgA, msgA)
 	svc := stream.New(h.log, stream.Options{})
 	stopped, cancel := context.WithCancel(context.Background())
@@ -624,7 +624,7 @@ func TestStreamAfterHubStopKeepsTheClientsPosition(t *testing.T) {
 }
 
 func TestGetEvent(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, msgA, failedA)
 	ctx := testCtx(t)
 	tests := []struct {
@@ -654,7 +654,7 @@ func TestGetEvent(t *testing.T) {
 }
 
 func TestListEventsPaging(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	// 1..30: msgA at odd positions, failedA at even ones.
 	for i := 0; i < 15; i++ {
 		h.publish(t, msgA, failedA)
@@ -741,7 +741,7 @@ func TestListEventsPaging(t *testing.T) {
 }
 
 func TestStreamFromStartTime(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, msgA, msgA)
 	rec, err := h.log.Get(context.Background(), 2)
 	if err != nil {
@@ -803,7 +803,7 @@ func TestListEventsPageBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, tt.opts, eventlog.Config{})
+			h := newHarness(t, tt.opts, natslog.Config{})
 			h.publish(t, tt.specs...)
 			maxBytes := tt.opts.MaxPageBytes
 			if maxBytes == 0 {
@@ -821,7 +821,7 @@ func TestListEventsPageBounds(t *testing.T) {
 		})
 	}
 
-	h := newHarness(t, stream.Options{DefaultPageSize: 3, MaxPageSize: 5}, eventlog.Config{})
+	h := newHarness(t, stream.Options{DefaultPageSize: 3, MaxPageSize: 5}, natslog.Config{})
 	_, err := h.client.ListEvents(ctx, &eventsv1.ListEventsRequest{PageSize: 6})
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "page_size 6 is out of range: 1 to 5, or 0 for 3") {
 		t.Fatalf("page_size above the configured maximum: %v, want INVALID_ARGUMENT naming the bounds", err)

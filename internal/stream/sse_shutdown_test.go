@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -19,7 +19,7 @@ import (
 // EventSource retries (200 text/event-stream, an error event): any other
 // HTTP status makes it give up for good.
 func TestSSEReconnectDuringShutdownIsRetried(t *testing.T) {
-	h := newHarness(t, stream.Options{}, eventlog.Config{})
+	h := newHarness(t, stream.Options{}, natslog.Config{})
 	h.publish(t, msgA)
 	base := h.serveREST(t)
 	h.stopHub()

@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 // subscriber is one stream's state: its filter, its bounded queue, and why it
@@ -139,7 +139,7 @@ func (s *subscriber) signal() {
 // nil, and returns the encoding for the next subscriber to reuse. A
 // subscriber whose queue is full is ended (evicted reports it). It never
 // blocks.
-func (s *subscriber) offer(rec *record.Record, m *Message, epoch string) (_ *Message, evicted bool) {
+func (s *subscriber) offer(rec *eventlog.Record, m *Message, epoch string) (_ *Message, evicted bool) {
 	if rec.Sequence <= s.after || !s.filter.Match(&rec.Key) {
 		return m, false
 	}

@@ -1,6 +1,6 @@
 // Package webhook is the HTTP adapter for Sociocs webhooks: it checks the
 // request (method, content type, size, signature), converts the JSON body into
-// an Event and hands it to a Publisher, answering 2xx only once the event is
+// an Event and hands it to the event log, answering 2xx only once the event is
 // stored.
 //
 // A Handler is safe for concurrent use.
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
 
@@ -29,31 +30,6 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // SignatureHeader carries the hex HMAC-SHA256 of the body.
 const SignatureHeader = "X-Sociocs-Signature"
-
-// Publisher is what the handler needs from the event log.
-type Publisher interface {
-	// Publish stores ev durably and returns only once it is stored. ev.Id is
-	// the dedupe id: storing an id already stored is not an error and
-	// reports Duplicate.
-	Publish(ctx context.Context, ev *eventsv1.Event) (PublishAck, error)
-}
-
-// ErrTooLarge is what a Publisher's error wraps when the event can never be
-// stored because it is too large: the webhook is answered 413, not 503, so
-// that the sender does not retry it for ever.
-var ErrTooLarge = errors.New("webhook: event too large for the event log")
-
-// ErrInvalidEvent is what a Publisher's error wraps when the log refuses the
-// event as it is, whatever the retries: the webhook is answered 400.
-// Convert's bounds keep every event it makes within what the log takes, so
-// this is a defence in depth, not a path a body should reach.
-var ErrInvalidEvent = errors.New("webhook: the event log refuses the event")
-
-// PublishAck is the outcome of a successful Publish.
-type PublishAck struct {
-	Sequence  uint64 // position in the log (of the earlier copy when Duplicate)
-	Duplicate bool
-}
 
 // Outcome is what became of one webhook request.
 type Outcome string
@@ -102,7 +78,7 @@ type Options struct {
 
 // Handler serves Sociocs webhooks.
 type Handler struct {
-	pub  Publisher
+	pub  eventlog.Publisher
 	opts Options
 	log  *slog.Logger
 
@@ -113,7 +89,7 @@ type Handler struct {
 }
 
 // NewHandler returns a handler that stores webhooks through pub.
-func NewHandler(pub Publisher, opts Options) *Handler {
+func NewHandler(pub eventlog.Publisher, opts Options) *Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -266,72 +242,72 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve handles one request; admitted is false when the handler is draining.
-func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.Event, PublishAck, *httpError) {
+func (h *Handler) serve(r *http.Request, admitted bool, res *Result) (*eventsv1.Event, eventlog.Ack, *httpError) {
 	if r.Method != http.MethodPost {
-		return nil, PublishAck{}, fail(http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "method_not_allowed",
+		return nil, eventlog.Ack{}, fail(http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "method_not_allowed",
 			"method %s is not allowed: webhooks are POSTed", r.Method)
 	}
 	if !admitted {
-		return nil, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
+		return nil, eventlog.Ack{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
 			"the server is shutting down; retry shortly")
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return nil, PublishAck{}, fail(http.StatusUnsupportedMediaType, OutcomeUnsupportedMediaType, "unsupported_media_type",
+		return nil, eventlog.Ack{}, fail(http.StatusUnsupportedMediaType, OutcomeUnsupportedMediaType, "unsupported_media_type",
 			"content type %q is not JSON: send application/json", ct)
 	}
 	channel := r.PathValue("channel_key")
 	if channel != "" || strings.HasPrefix(r.URL.Path, Path+"/") {
 		if err := checkChannelKey(channel); err != nil {
-			return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_channel_key", "channel key in the URL: %v", err)
+			return nil, eventlog.Ack{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_channel_key", "channel key in the URL: %v", err)
 		}
 	}
 	max := h.opts.MaxBodyBytes
 	if r.ContentLength > max {
-		return nil, PublishAck{}, tooLarge(max)
+		return nil, eventlog.Ack{}, tooLarge(max)
 	}
 	body, err := readBody(r.Body, max+1, r.ContentLength)
 	if err != nil {
-		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "unreadable_body", "reading the body failed: %v", err)
+		return nil, eventlog.Ack{}, fail(http.StatusBadRequest, OutcomeBadRequest, "unreadable_body", "reading the body failed: %v", err)
 	}
 	if int64(len(body)) > max {
-		return nil, PublishAck{}, tooLarge(max)
+		return nil, eventlog.Ack{}, tooLarge(max)
 	}
 	if len(h.opts.Secrets) > 0 {
 		sig := r.Header.Get(SignatureHeader)
 		if sig == "" {
-			return nil, PublishAck{}, fail(http.StatusUnauthorized, OutcomeUnauthorized, "missing_signature",
+			return nil, eventlog.Ack{}, fail(http.StatusUnauthorized, OutcomeUnauthorized, "missing_signature",
 				"the %s header is missing: this endpoint accepts signed webhooks only", SignatureHeader)
 		}
 		if !VerifySignature(body, sig, h.opts.Secrets) {
-			return nil, PublishAck{}, fail(http.StatusUnauthorized, OutcomeUnauthorized, "invalid_signature",
+			return nil, eventlog.Ack{}, fail(http.StatusUnauthorized, OutcomeUnauthorized, "invalid_signature",
 				"the %s header does not match the body for any configured secret", SignatureHeader)
 		}
 	}
 	if len(body) == 0 {
-		return nil, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "empty_body", "the body is empty: expected a JSON object")
+		return nil, eventlog.Ack{}, fail(http.StatusBadRequest, OutcomeBadRequest, "empty_body", "the body is empty: expected a JSON object")
 	}
 	ev, err := Convert(body, channel, h.opts.Now())
 	if err != nil {
-		return nil, PublishAck{}, refusal(err)
+		return nil, eventlog.Ack{}, refusal(err)
 	}
 	res.EventID = ev.GetId()
 	res.Provider = ev.GetProviderCode()
 	res.EventType = eventTypeName(ev.GetType())
 	res.Warnings = len(ev.GetConversionWarnings())
 	ack, err := h.pub.Publish(r.Context(), ev)
-	if errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, eventlog.ErrTooLarge) {
 		h.log.Error("a webhook is too large for the event log", "event_id", ev.GetId(), "body_bytes", len(body), "err", err)
-		return ev, PublishAck{}, fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "event_too_large",
+		return ev, eventlog.Ack{}, fail(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "event_too_large",
 			"the event made from this body (%d bytes) is larger than the event log accepts", len(body))
 	}
-	if errors.Is(err, ErrInvalidEvent) {
+	if errors.Is(err, eventlog.ErrInvalidEvent) {
 		h.log.Error("the event log refused a webhook's event", "event_id", ev.GetId(), "err", err)
-		return ev, PublishAck{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_event",
+		return ev, eventlog.Ack{}, fail(http.StatusBadRequest, OutcomeBadRequest, "invalid_event",
 			"the event made from this body cannot be stored: %v", err)
 	}
 	if err != nil {
 		h.log.Error("storing a webhook failed", "event_id", ev.GetId(), "err", err)
-		return ev, PublishAck{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
+		return ev, eventlog.Ack{}, fail(http.StatusServiceUnavailable, OutcomeUnavailable, "unavailable",
 			"the event could not be stored; retry shortly")
 	}
 	return ev, ack, nil
@@ -440,7 +416,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeStored answers a stored webhook with what writeJSON would write for
 // {"id", "sequence", "duplicate"}, without building a map to encode.
-func writeStored(w http.ResponseWriter, id string, ack PublishAck) {
+func writeStored(w http.ResponseWriter, id string, ack eventlog.Ack) {
 	if !isPlainASCII(id) {
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "sequence": ack.Sequence, "duplicate": ack.Duplicate})
 		return

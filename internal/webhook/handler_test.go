@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // memLog is an in-memory Publisher that dedupes by id, like the real log.
@@ -25,21 +26,21 @@ type memLog struct {
 	err    error
 }
 
-func (m *memLog) Publish(_ context.Context, ev *eventsv1.Event) (PublishAck, error) {
+func (m *memLog) Publish(_ context.Context, ev *eventsv1.Event) (eventlog.Ack, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
-		return PublishAck{}, m.err
+		return eventlog.Ack{}, m.err
 	}
 	if m.byID == nil {
 		m.byID = map[string]uint64{}
 	}
 	if seq, ok := m.byID[ev.GetId()]; ok {
-		return PublishAck{Sequence: seq, Duplicate: true}, nil
+		return eventlog.Ack{Sequence: seq, Duplicate: true}, nil
 	}
 	m.events = append(m.events, ev)
 	m.byID[ev.GetId()] = uint64(len(m.events))
-	return PublishAck{Sequence: uint64(len(m.events))}, nil
+	return eventlog.Ack{Sequence: uint64(len(m.events))}, nil
 }
 
 type results struct {
@@ -269,7 +270,7 @@ func TestHandlerUnavailableWhenTheLogFails(t *testing.T) {
 // gets a 400, not a 503 that its sender would retry for ever.
 func TestHandlerRefusesWhatTheLogRefuses(t *testing.T) {
 	srv, pub, obs := newServer(t, Options{})
-	pub.err = fmt.Errorf("%w: eventlog: its subject would be 2000 bytes", ErrInvalidEvent)
+	pub.err = fmt.Errorf("%w: eventlog: its subject would be 2000 bytes", eventlog.ErrInvalidEvent)
 	r := do(t, http.MethodPost, srv.URL+"/webhooks/sociocs", readSample(t, "status_sent.json"), nil)
 	if r.status != 400 || r.errCode != "invalid_event" || r.header.Get("Retry-After") != "" {
 		t.Fatalf("got %d %v; want 400 invalid_event", r.status, r.body)
@@ -287,7 +288,7 @@ type gatedLog struct {
 	release chan struct{} // closed to let every Publish finish
 }
 
-func (g *gatedLog) Publish(ctx context.Context, ev *eventsv1.Event) (PublishAck, error) {
+func (g *gatedLog) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, error) {
 	g.entered <- struct{}{}
 	<-g.release
 	return g.memLog.Publish(ctx, ev)
@@ -388,8 +389,8 @@ func TestSignature(t *testing.T) {
 // nopPublisher acknowledges without storing, to measure the handler alone.
 type nopPublisher struct{}
 
-func (nopPublisher) Publish(context.Context, *eventsv1.Event) (PublishAck, error) {
-	return PublishAck{Sequence: 1}, nil
+func (nopPublisher) Publish(context.Context, *eventsv1.Event) (eventlog.Ack, error) {
+	return eventlog.Ack{Sequence: 1}, nil
 }
 
 func BenchmarkHandler(b *testing.B) {
@@ -432,11 +433,11 @@ func BenchmarkBareJSON(b *testing.B) {
 func TestWriteStoredMatchesWriteJSON(t *testing.T) {
 	for _, tt := range []struct {
 		id  string
-		ack PublishAck
+		ack eventlog.Ack
 	}{
-		{EventID("m", "message", "", nil), PublishAck{Sequence: 1}},
-		{EventID("m", "message", "", nil), PublishAck{Sequence: 1<<64 - 1, Duplicate: true}},
-		{"<odd \"id\">\u2028", PublishAck{Sequence: 7}},
+		{EventID("m", "message", "", nil), eventlog.Ack{Sequence: 1}},
+		{EventID("m", "message", "", nil), eventlog.Ack{Sequence: 1<<64 - 1, Duplicate: true}},
+		{"<odd \"id\">\u2028", eventlog.Ack{Sequence: 7}},
 	} {
 		want, got := httptest.NewRecorder(), httptest.NewRecorder()
 		writeJSON(want, http.StatusOK, map[string]any{"id": tt.id, "sequence": tt.ack.Sequence, "duplicate": tt.ack.Duplicate})

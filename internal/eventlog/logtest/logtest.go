@@ -1,6 +1,6 @@
 // Package logtest is the conformance suite of the event log: what the
-// webhook handler (Publish) and the stream service (stream.Source) rely on,
-// which any backend must pass unchanged. A backend's tests call Run with a
+// webhook handler (eventlog.Publisher) and the stream service
+// (eventlog.Reader) rely on, which any backend must pass unchanged. A backend's tests call Run with a
 // Harness that opens its log on a store of the test's own.
 package logtest
 
@@ -17,24 +17,14 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
-// Log is a backend's log as the suite uses it: what the stream service
-// reads (the methods of stream.Source, repeated here so that the log's
-// packages do not import the stream's) and Publish.
+// Log is a backend's log as the suite uses it: the event log, and Close,
+// which ends this instance of it (a process stopping).
 type Log interface {
-	Epoch() string
-	Bounds(ctx context.Context) (first, last uint64, err error)
-	Read(ctx context.Context, f *filter.Filter, from, to uint64, fn func(*record.Record) error) error
-	Tail(ctx context.Context, after uint64, fn func(*record.Record)) error
-	SequenceAt(ctx context.Context, t time.Time) (uint64, error)
-	Get(ctx context.Context, seq uint64) (*record.Record, error)
-	GetByID(ctx context.Context, id string) (*record.Record, error)
-	// Publish stores ev (ev.Id is the dedupe id) and returns its sequence,
-	// and whether it was a duplicate of an event already stored.
-	Publish(ctx context.Context, ev *eventsv1.Event) (seq uint64, duplicate bool, err error)
+	eventlog.Log
 	Close() error
 }
 
@@ -117,7 +107,8 @@ func publishN(t *testing.T, l Log, from, to int) {
 		t.Fatal(err)
 	}
 	for i := from; i <= to; i++ {
-		seq, dup, err := l.Publish(ctx, event(i))
+		ack, err := l.Publish(ctx, event(i))
+		seq, dup := ack.Sequence, ack.Duplicate
 		if err != nil || dup || seq != last+uint64(i-from+1) {
 			t.Fatalf("Publish(event %d) = %d, %v, %v; want sequence %d, not a duplicate", i, seq, dup, err, last+uint64(i-from+1))
 		}
@@ -125,7 +116,7 @@ func publishN(t *testing.T, l Log, from, to int) {
 }
 
 // checkRecord checks that rec is event i stored at seq.
-func checkRecord(t *testing.T, what string, rec *record.Record, i int, seq uint64) {
+func checkRecord(t *testing.T, what string, rec *eventlog.Record, i int, seq uint64) {
 	t.Helper()
 	want := event(i)
 	if rec.Sequence != seq || rec.ID != want.Id || rec.Key != filter.KeyOf(want) || rec.Stored.IsZero() {
@@ -163,13 +154,13 @@ func testPublishAndGet(t *testing.T, h Harness) {
 		}
 		checkRecord(t, fmt.Sprintf("GetByID(%s)", event(i).Id), rec, i, uint64(i))
 	}
-	if _, err := l.Get(ctx, 13); !errors.Is(err, record.ErrNotFound) {
+	if _, err := l.Get(ctx, 13); !errors.Is(err, eventlog.ErrNotFound) {
 		t.Fatalf("Get(past the end) = %v, want ErrNotFound", err)
 	}
-	if _, err := l.GetByID(ctx, "ev_absent"); !errors.Is(err, record.ErrNotFound) {
+	if _, err := l.GetByID(ctx, "ev_absent"); !errors.Is(err, eventlog.ErrNotFound) {
 		t.Fatalf("GetByID(absent) = %v, want ErrNotFound", err)
 	}
-	if _, _, err := l.Publish(ctx, &eventsv1.Event{}); err == nil {
+	if _, err := l.Publish(ctx, &eventsv1.Event{}); err == nil {
 		t.Fatal("Publish of an event without id succeeded")
 	}
 }
@@ -178,7 +169,8 @@ func testDedupe(t *testing.T, h Harness) {
 	ctx := ctxT(t)
 	l := h.Open(t)
 	publishN(t, l, 1, 2)
-	seq, dup, err := l.Publish(ctx, event(1))
+	ack, err := l.Publish(ctx, event(1))
+	seq, dup := ack.Sequence, ack.Duplicate
 	if err != nil || !dup || seq != 1 {
 		t.Fatalf("Publish(event 1 again) = %d, %v, %v; want duplicate of 1", seq, dup, err)
 	}
@@ -189,7 +181,8 @@ func testDedupe(t *testing.T, h Harness) {
 	dups := 0
 	for range 8 {
 		wg.Go(func() {
-			s, d, err := l.Publish(ctx, event(3))
+			ack, err := l.Publish(ctx, event(3))
+			s, d := ack.Sequence, ack.Duplicate
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -214,7 +207,7 @@ func testDedupe(t *testing.T, h Harness) {
 func collect(t *testing.T, l Log, f *filter.Filter, from, to uint64) []uint64 {
 	t.Helper()
 	var seqs []uint64
-	err := l.Read(ctxT(t), f, from, to, func(r *record.Record) error {
+	err := l.Read(ctxT(t), f, from, to, func(r *eventlog.Record) error {
 		if f != nil && !f.Match(&r.Key) {
 			t.Errorf("Read(%d..%d) returned sequence %d, which the filter does not match", from, to, r.Sequence)
 		}
@@ -256,7 +249,7 @@ func testReadRange(t *testing.T, h Harness) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	err := l.Read(ctxT(t), nil, 1, 0, func(*record.Record) error {
+	err := l.Read(ctxT(t), nil, 1, 0, func(*eventlog.Record) error {
 		if n++; n == 3 {
 			return stop
 		}
@@ -377,9 +370,9 @@ func testTail(t *testing.T, h Harness) {
 	l := h.Open(t)
 	publishN(t, l, 1, 3)
 	ctx, cancel := context.WithCancel(ctxT(t))
-	got := make(chan *record.Record, 16)
+	got := make(chan *eventlog.Record, 16)
 	done := make(chan error, 1)
-	go func() { done <- l.Tail(ctx, 1, func(r *record.Record) { got <- r }) }()
+	go func() { done <- l.Tail(ctx, 1, func(r *eventlog.Record) { got <- r }) }()
 	publishN(t, l, 4, 6)
 	for want := uint64(2); want <= 6; want++ {
 		select {
@@ -414,8 +407,8 @@ func testEpochAndRestart(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	checkRecord(t, "GetByID after a restart", rec, 2, 2)
-	if seq, dup, err := l.Publish(ctx, event(3)); err != nil || !dup || seq != 3 {
-		t.Fatalf("a retry after a restart: %d, %v, %v; want duplicate of 3", seq, dup, err)
+	if ack, err := l.Publish(ctx, event(3)); err != nil || !ack.Duplicate || ack.Sequence != 3 {
+		t.Fatalf("a retry after a restart: %+v, %v; want duplicate of 3", ack, err)
 	}
 	publishN(t, l, 5, 5)
 	l.Close()
@@ -425,7 +418,7 @@ func testEpochAndRestart(t *testing.T, h Harness) {
 	if l.Epoch() == epoch {
 		t.Fatalf("a recreated log has the old epoch %q", epoch)
 	}
-	if _, err := l.GetByID(ctx, event(2).Id); !errors.Is(err, record.ErrNotFound) {
+	if _, err := l.GetByID(ctx, event(2).Id); !errors.Is(err, eventlog.ErrNotFound) {
 		t.Fatalf("GetByID of an event of the old log: %v, want ErrNotFound", err)
 	}
 	publishN(t, l, 100, 100)
@@ -451,7 +444,8 @@ func testSeveralInstances(t *testing.T, h Harness) {
 		if i%2 == 0 {
 			stored, other = p, l
 		}
-		seq, dup, err := stored.Publish(ctx, event(i))
+		ack, err := stored.Publish(ctx, event(i))
+		seq, dup := ack.Sequence, ack.Duplicate
 		if err != nil || dup || seq != uint64(i) {
 			t.Fatalf("Publish(event %d) = %d, %v, %v", i, seq, dup, err)
 		}
@@ -462,8 +456,8 @@ func testSeveralInstances(t *testing.T, h Harness) {
 		}
 		checkRecord(t, "GetByID on the other instance", rec, i, uint64(i))
 		// A retry that reaches the other instance is stored once.
-		if seq, dup, err := other.Publish(ctx, event(i)); err != nil || !dup || seq != uint64(i) {
-			t.Fatalf("retry of event %d on the other instance: %d, %v, %v; want duplicate", i, seq, dup, err)
+		if ack, err := other.Publish(ctx, event(i)); err != nil || !ack.Duplicate || ack.Sequence != uint64(i) {
+			t.Fatalf("retry of event %d on the other instance: %+v, %v; want duplicate", i, ack, err)
 		}
 	}
 	if got := collect(t, p, nil, 1, 0); !slices.Equal(got, seqRange(1, 6)) {

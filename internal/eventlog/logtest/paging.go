@@ -11,8 +11,8 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 // Sizes of the large log that PageLargeLog pages through.
@@ -162,7 +162,8 @@ func publishConcurrently(ctx context.Context, t *testing.T, l Log, n int) (at []
 				if i > n {
 					return
 				}
-				seq, dup, err := l.Publish(ctx, event(i))
+				ack, err := l.Publish(ctx, event(i))
+				seq, dup := ack.Sequence, ack.Duplicate
 				mu.Lock()
 				switch {
 				case fail != nil:
@@ -200,8 +201,8 @@ func pageForward(ctx context.Context, t *testing.T, l Log, f *filter.Filter, lo,
 	t.Helper()
 	var seqs []uint64
 	for page := 0; ; page++ {
-		var recs []*record.Record
-		err := l.Read(ctx, f, lo, hi, func(rec *record.Record) error {
+		var recs []*eventlog.Record
+		err := l.Read(ctx, f, lo, hi, func(rec *eventlog.Record) error {
 			if recs = append(recs, rec); len(recs) > pageSize {
 				return errPageFull
 			}
@@ -230,15 +231,15 @@ func pageBackward(ctx context.Context, t *testing.T, l Log, f *filter.Filter, lo
 	t.Helper()
 	var seqs []uint64
 	for page := 0; ; page++ {
-		var recs []*record.Record
+		var recs []*eventlog.Record
 		window, top := uint64(2*pageSize), hi
 		for {
 			bottom := lo
 			if top >= lo+window {
 				bottom = top - window + 1
 			}
-			var in []*record.Record
-			err := l.Read(ctx, f, bottom, top, func(rec *record.Record) error {
+			var in []*eventlog.Record
+			err := l.Read(ctx, f, bottom, top, func(rec *eventlog.Record) error {
 				in = append(in, rec)
 				return nil
 			})
@@ -269,7 +270,7 @@ func pageBackward(ctx context.Context, t *testing.T, l Log, f *filter.Filter, lo
 
 // checkListed checks that a listed record is the event stored at its
 // sequence (its id and key; checkRecord compares whole events).
-func checkListed(t *testing.T, rec *record.Record, at []int) {
+func checkListed(t *testing.T, rec *eventlog.Record, at []int) {
 	t.Helper()
 	if rec.Sequence == 0 || rec.Sequence >= uint64(len(at)) {
 		t.Fatalf("listed sequence %d, the log holds 1..%d", rec.Sequence, len(at)-1)

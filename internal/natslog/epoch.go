@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventsvc/eventsvc/internal/eventlog/idindex"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog/idindex"
 )
 
 // A stream has an epoch, its creation time, and sequences mean something
@@ -20,7 +21,7 @@ import (
 // publish that finds no stream), and creates the stream again; a stream
 // created later than the one it knew (by this process or another) is a new
 // epoch. The Log then moves to it at once: Epoch returns the new one, Tail
-// and Read end with ErrEpochChanged, and the id index starts again, empty.
+// and Read end with eventlog.ErrEpochChanged, and the id index starts again, empty.
 
 // generation is one epoch of the log.
 type generation struct {
@@ -51,7 +52,7 @@ func (l *Log) info(ctx context.Context) (*jetstream.StreamInfo, *generation, err
 		// The stream has no leader, and a replica answered from what it
 		// holds, which may be stale: nats-server does so once a replica
 		// has been without a leader for a while (a node cut off).
-		return nil, nil, fmt.Errorf("%w: stream %s has no leader (its replicas are electing one, or this server is cut off from them)", ErrUnavailable, l.cfg.StreamName)
+		return nil, nil, fmt.Errorf("%w: stream %s has no leader (its replicas are electing one, or this server is cut off from them)", eventlog.ErrUnavailable, l.cfg.StreamName)
 	}
 	g, err := l.observe(info, false)
 	if err != nil {
@@ -90,7 +91,7 @@ func (l *Log) observe(info *jetstream.StreamInfo, locked bool) (*generation, err
 	case info.Created.Before(g.created):
 		// An answer about the stream before it was created again, from a
 		// server that has not caught up: the current stream is newer.
-		return nil, fmt.Errorf("%w: a stale answer about stream %s (created %s, the current one %s)", ErrUnavailable,
+		return nil, fmt.Errorf("%w: a stale answer about stream %s (created %s, the current one %s)", eventlog.ErrUnavailable,
 			l.cfg.StreamName, info.Created.UTC().Format(time.RFC3339Nano), g.epoch)
 	}
 	if !locked {
@@ -129,7 +130,7 @@ func (l *Log) newEpoch(old *generation, info *jetstream.StreamInfo) *generation 
 }
 
 // sameEpoch checks, with the stream's leader, that g is still the current
-// generation; the error wraps ErrEpochChanged when it is not, ErrUnavailable
+// generation; the error wraps eventlog.ErrEpochChanged when it is not, eventlog.ErrUnavailable
 // when the stream cannot be asked.
 func (l *Log) sameEpoch(ctx context.Context, g *generation) error {
 	ctx, cancel := context.WithTimeout(ctx, epochCheckTimeout)
@@ -148,5 +149,5 @@ func (l *Log) sameEpoch(ctx context.Context, g *generation) error {
 const epochCheckTimeout = 5 * time.Second
 
 func epochChanged(g *generation) error {
-	return fmt.Errorf("%w: the stream of epoch %s is gone", ErrEpochChanged, g.epoch)
+	return fmt.Errorf("%w: the stream of epoch %s is gone", eventlog.ErrEpochChanged, g.epoch)
 }

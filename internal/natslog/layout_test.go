@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
 )
 
@@ -195,17 +196,17 @@ func FuzzParseSubject(f *testing.F) {
 func TestParsePubAck(t *testing.T) {
 	for _, tt := range []struct {
 		in      string
-		want    Ack
+		want    eventlog.Ack
 		wantErr bool
 	}{
-		{`{"stream":"EVENTS","seq":7}`, Ack{Sequence: 7}, false},
-		{`{"stream":"EVENTS","seq":3,"duplicate": true}`, Ack{Sequence: 3, Duplicate: true}, false},
-		{`{"stream":"EVENTS","seq":3,"duplicate":false}`, Ack{Sequence: 3}, false},
-		{`{"stream":"EVENTS","seq":18446744073709551615,"duplicate":true}`, Ack{Sequence: 18446744073709551615, Duplicate: true}, false},
-		{`{"stream":"EVENTS", "seq": 9, "duplicate": true}`, Ack{Sequence: 9, Duplicate: true}, false},
-		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EVENTS","seq":0}`, Ack{}, true},
-		{`{"stream":"EVENTS"}`, Ack{}, true},
-		{`not json`, Ack{}, true},
+		{`{"stream":"EVENTS","seq":7}`, eventlog.Ack{Sequence: 7}, false},
+		{`{"stream":"EVENTS","seq":3,"duplicate": true}`, eventlog.Ack{Sequence: 3, Duplicate: true}, false},
+		{`{"stream":"EVENTS","seq":3,"duplicate":false}`, eventlog.Ack{Sequence: 3}, false},
+		{`{"stream":"EVENTS","seq":18446744073709551615,"duplicate":true}`, eventlog.Ack{Sequence: 18446744073709551615, Duplicate: true}, false},
+		{`{"stream":"EVENTS", "seq": 9, "duplicate": true}`, eventlog.Ack{Sequence: 9, Duplicate: true}, false},
+		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EVENTS","seq":0}`, eventlog.Ack{}, true},
+		{`{"stream":"EVENTS"}`, eventlog.Ack{}, true},
+		{`not json`, eventlog.Ack{}, true},
 	} {
 		got, err := parsePubAck([]byte(tt.in))
 		if got != tt.want || (err != nil) != tt.wantErr {

@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // The Log's connection to NATS heals itself. nats.go reconnects by itself
@@ -17,7 +19,7 @@ import (
 // be able to do that to the service for good: the Log notices the close and
 // opens a new connection, with new JetStream handles, and swaps it in.
 // Readers and the tail that were on the old connection end with
-// ErrUnavailable and are started again by their owners; a publish caught by
+// eventlog.ErrUnavailable and are started again by their owners; a publish caught by
 // the close waits for the new connection.
 
 // conn is one connection to NATS and the JetStream handles made on it.
@@ -58,7 +60,7 @@ func (l *Log) dial() (*nats.Conn, error) {
 	}, l.dialOpts...)
 	nc, err := nats.Connect(l.cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to NATS %s: %v", ErrUnavailable, redactURL(l.cfg.URL), err)
+		return nil, fmt.Errorf("%w: connect to NATS %s: %v", eventlog.ErrUnavailable, redactURL(l.cfg.URL), err)
 	}
 	return nc, nil
 }

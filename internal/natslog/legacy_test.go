@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"bytes"
@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 // syncBuffer is a log destination that tests read while the log writes.
@@ -82,8 +82,8 @@ func TestOldLayoutStillRead(t *testing.T) {
 	if ack, err := l.Publish(ctx, evs[0]); err != nil || !ack.Duplicate || ack.Sequence != 1 {
 		t.Fatalf("retry of an old-layout event: %+v, %v; want duplicate of 1", ack, err)
 	}
-	var all []*record.Record
-	if err := l.Read(ctx, nil, 1, 0, func(r *record.Record) error { all = append(all, r); return nil }); err != nil {
+	var all []*eventlog.Record
+	if err := l.Read(ctx, nil, 1, 0, func(r *eventlog.Record) error { all = append(all, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 4 {
@@ -99,7 +99,7 @@ func TestOldLayoutStillRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seqs []uint64
-	if err := l.Read(ctx, &f, 1, 0, func(r *record.Record) error { seqs = append(seqs, r.Sequence); return nil }); err != nil {
+	if err := l.Read(ctx, &f, 1, 0, func(r *eventlog.Record) error { seqs = append(seqs, r.Sequence); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(seqs, []uint64{1, 3}) {
@@ -141,11 +141,11 @@ func TestIndexBehind(t *testing.T) {
 	if rec, err := l.GetByID(ctx, old.Id); err != nil || rec.Sequence != 1 {
 		t.Fatalf("GetByID(old layout) with the index behind = %v, %v; want sequence 1", rec, err)
 	}
-	if _, err := l.GetByID(ctx, newer.Id); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("GetByID(new layout) with the index behind = %v, want ErrUnavailable", err)
+	if _, err := l.GetByID(ctx, newer.Id); !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("GetByID(new layout) with the index behind = %v, want eventlog.ErrUnavailable", err)
 	}
-	if _, err := l.GetByID(ctx, "ev_absent"); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("GetByID(absent) with the index behind = %v, want ErrUnavailable (it cannot know yet)", err)
+	if _, err := l.GetByID(ctx, "ev_absent"); !errors.Is(err, eventlog.ErrUnavailable) {
+		t.Fatalf("GetByID(absent) with the index behind = %v, want eventlog.ErrUnavailable (it cannot know yet)", err)
 	}
 	l.Close()
 
@@ -155,8 +155,8 @@ func TestIndexBehind(t *testing.T) {
 	if rec, err := l.GetByID(ctx, newer.Id); err != nil || rec.Sequence != 2 {
 		t.Fatalf("GetByID once the index is rebuilt = %v, %v; want sequence 2", rec, err)
 	}
-	if _, err := l.GetByID(ctx, "ev_absent"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("GetByID(absent) = %v, want ErrNotFound", err)
+	if _, err := l.GetByID(ctx, "ev_absent"); !errors.Is(err, eventlog.ErrNotFound) {
+		t.Fatalf("GetByID(absent) = %v, want eventlog.ErrNotFound", err)
 	}
 }
 

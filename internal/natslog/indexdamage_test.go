@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -18,8 +18,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog/idindex"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
+	"github.com/eventsvc/eventsvc/internal/natslog/idindex"
 )
 
 // publishMany stores n events, "ev_<from>" on, without waiting for each
@@ -124,9 +125,9 @@ func findEventually(t *testing.T, l *Log, id string, seq uint64) {
 				t.Fatalf("GetByID(%s) = %s at %d, want sequence %d", id, rec.ID, rec.Sequence, seq)
 			}
 			return
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, eventlog.ErrNotFound):
 			t.Fatalf("GetByID(%s) = %v, for an event the log holds at %d (indexed to %d)", id, err, seq, l.IndexedTo())
-		case !errors.Is(err, ErrUnavailable):
+		case !errors.Is(err, eventlog.ErrUnavailable):
 			t.Fatalf("GetByID(%s) = %v", id, err)
 		case time.Now().After(deadline):
 			t.Fatalf("GetByID(%s) still %v", id, err)
@@ -280,8 +281,8 @@ func TestIndexDamagedWhileOpen(t *testing.T) {
 		find func(t *testing.T, l *Log, logs *syncBuffer, id string)
 	}{
 		{"found by a lookup", func(t *testing.T, l *Log, _ *syncBuffer, id string) {
-			if rec, err := l.GetByID(context.Background(), id); !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("GetByID(%s) reading the damaged page = %v, %v; want ErrUnavailable", id, rec, err)
+			if rec, err := l.GetByID(context.Background(), id); !errors.Is(err, eventlog.ErrUnavailable) {
+				t.Fatalf("GetByID(%s) reading the damaged page = %v, %v; want eventlog.ErrUnavailable", id, rec, err)
 			}
 		}},
 		{"found by the follower", func(t *testing.T, l *Log, logs *syncBuffer, _ string) {

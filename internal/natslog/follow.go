@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventsvc/eventsvc/internal/eventlog/idindex"
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog/idindex"
 )
 
 // The follower keeps the id index: it reads every event's headers from the
@@ -80,9 +80,9 @@ const indexDamagedMsg = "the event id index is damaged: rebuilding it from the l
 func (l *Log) indexFailed(err error) error {
 	if errors.Is(err, idindex.ErrDamaged) {
 		l.kickFollower()
-		return fmt.Errorf("%w: the event id index is damaged and being rebuilt", ErrUnavailable)
+		return fmt.Errorf("%w: the event id index is damaged and being rebuilt", eventlog.ErrUnavailable)
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %v", eventlog.ErrUnavailable, err)
 }
 
 // repairIndex empties the index if it was found damaged; the follower then
@@ -152,7 +152,7 @@ func (l *Log) follow(ctx context.Context) {
 			l.standBy(ctx)
 			continue
 		}
-		if errors.Is(err, ErrEpochChanged) || errors.Is(err, idindex.ErrDamaged) {
+		if errors.Is(err, eventlog.ErrEpochChanged) || errors.Is(err, idindex.ErrDamaged) {
 			continue // follow the new epoch, or rebuild, at once
 		}
 		l.log.Warn("following the log for the event id index failed; retrying", "err", err, "indexed_to", l.idx.Applied())
@@ -308,9 +308,9 @@ func (l *Log) followOnce(ctx context.Context) error {
 		case <-g.gone:
 			return epochChanged(g)
 		case <-cc.Closed():
-			return fmt.Errorf("%w: following the log: consumer closed", ErrUnavailable)
+			return fmt.Errorf("%w: following the log: consumer closed", eventlog.ErrUnavailable)
 		case <-restarted:
-			return fmt.Errorf("%w: following the log: the embedded server's JetStream restarted", ErrUnavailable)
+			return fmt.Errorf("%w: following the log: the embedded server's JetStream restarted", eventlog.ErrUnavailable)
 		case <-l.kick:
 			// Reading already; but a damaged index is rebuilt first.
 			if err := l.idx.Damaged(); err != nil {
@@ -416,7 +416,7 @@ type fedEntry struct {
 }
 
 // feedIndex hands an event read by Tail to the follower, without waiting.
-func (l *Log) feedIndex(rec *record.Record, g *generation) {
+func (l *Log) feedIndex(rec *eventlog.Record, g *generation) {
 	select {
 	case l.tailFed <- fedEntry{rec.Sequence, rec.ID, g}:
 	default:

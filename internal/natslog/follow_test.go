@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -32,7 +32,7 @@ func TestFollowerStandsByWhileTailFeeds(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	tailCtx, stopTail := context.WithCancel(ctx)
 	tailDone := make(chan error, 1)
-	go func() { tailDone <- l.Tail(tailCtx, 0, func(*record.Record) {}) }()
+	go func() { tailDone <- l.Tail(tailCtx, 0, func(*eventlog.Record) {}) }()
 	n := 0
 	publish := func() string {
 		n++
@@ -73,7 +73,7 @@ func TestFollowerStandsByWhileTailFeeds(t *testing.T) {
 			t.Fatalf("GetByID(%s) %d after Tail stopped: %v, %v", id, i, rec, err)
 		}
 	}
-	if _, err := l.GetByID(ctx, fmt.Sprintf("ev_%04d", n+1)); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("GetByID(not yet stored) = %v, want ErrNotFound", err)
+	if _, err := l.GetByID(ctx, fmt.Sprintf("ev_%04d", n+1)); !errors.Is(err, eventlog.ErrNotFound) {
+		t.Fatalf("GetByID(not yet stored) = %v, want eventlog.ErrNotFound", err)
 	}
 }

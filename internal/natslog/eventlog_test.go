@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 func openTest(t *testing.T, dir string) *Log {
@@ -65,15 +65,15 @@ func TestPublishGetDedupe(t *testing.T) {
 	if err != nil || ack.Sequence != 1 || !ack.Duplicate {
 		t.Fatalf("second Publish = %+v, %v; want duplicate of 1", ack, err)
 	}
-	if _, err := l.Publish(ctx, &eventsv1.Event{}); !errors.Is(err, ErrInvalidEvent) {
-		t.Fatalf("Publish without id: %v, want ErrInvalidEvent", err)
+	if _, err := l.Publish(ctx, &eventsv1.Event{}); !errors.Is(err, eventlog.ErrInvalidEvent) {
+		t.Fatalf("Publish without id: %v, want eventlog.ErrInvalidEvent", err)
 	}
 
 	want := testEvent(1, "twlo_1", eventsv1.EventType_EVENT_TYPE_MESSAGE)
 	want.Sequence = 1
-	for name, get := range map[string]func() (*record.Record, error){
-		"by sequence": func() (*record.Record, error) { return l.Get(ctx, 1) },
-		"by id":       func() (*record.Record, error) { return l.GetByID(ctx, ev.Id) },
+	for name, get := range map[string]func() (*eventlog.Record, error){
+		"by sequence": func() (*eventlog.Record, error) { return l.Get(ctx, 1) },
+		"by id":       func() (*eventlog.Record, error) { return l.GetByID(ctx, ev.Id) },
 	} {
 		rec, err := get()
 		if err != nil {
@@ -90,11 +90,11 @@ func TestPublishGetDedupe(t *testing.T) {
 			t.Fatalf("%s: key %+v id %q, want %+v %q", name, rec.Key, rec.ID, filter.KeyOf(want), ev.Id)
 		}
 	}
-	if _, err := l.Get(ctx, 2); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Get(2) = %v, want ErrNotFound", err)
+	if _, err := l.Get(ctx, 2); !errors.Is(err, eventlog.ErrNotFound) {
+		t.Fatalf("Get(2) = %v, want eventlog.ErrNotFound", err)
 	}
-	if _, err := l.GetByID(ctx, "ev_nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("GetByID(absent) = %v, want ErrNotFound", err)
+	if _, err := l.GetByID(ctx, "ev_nope"); !errors.Is(err, eventlog.ErrNotFound) {
+		t.Fatalf("GetByID(absent) = %v, want eventlog.ErrNotFound", err)
 	}
 }
 
@@ -102,7 +102,7 @@ func TestConcurrentDuplicatesStoredOnce(t *testing.T) {
 	ctx := context.Background()
 	l := openTest(t, t.TempDir())
 	var wg sync.WaitGroup
-	acks := make([]Ack, 8)
+	acks := make([]eventlog.Ack, 8)
 	for i := range acks {
 		wg.Go(func() {
 			var err error
@@ -142,7 +142,7 @@ func TestReadFiltersAndBounds(t *testing.T) {
 	}
 	collect := func(f *filter.Filter, from, to uint64) []uint64 {
 		var seqs []uint64
-		if err := l.Read(ctx, f, from, to, func(r *record.Record) error {
+		if err := l.Read(ctx, f, from, to, func(r *eventlog.Record) error {
 			seqs = append(seqs, r.Sequence)
 			return nil
 		}); err != nil {
@@ -175,7 +175,7 @@ func TestReadFiltersAndBounds(t *testing.T) {
 	}
 	stop := errors.New("stop")
 	n := 0
-	err = l.Read(ctx, nil, 1, 0, func(*record.Record) error {
+	err = l.Read(ctx, nil, 1, 0, func(*eventlog.Record) error {
 		n++
 		if n == 3 {
 			return stop
@@ -206,7 +206,7 @@ func TestTailSeesStoredAndNew(t *testing.T) {
 	}
 	got := make(chan uint64, 10)
 	done := make(chan error, 1)
-	go func() { done <- l.Tail(ctx, 1, func(r *record.Record) { got <- r.Sequence }) }()
+	go func() { done <- l.Tail(ctx, 1, func(r *eventlog.Record) { got <- r.Sequence }) }()
 	for i := 4; i <= 5; i++ {
 		if _, err := l.Publish(ctx, testEvent(i, "c", eventsv1.EventType_EVENT_TYPE_MESSAGE)); err != nil {
 			t.Fatal(err)
@@ -334,7 +334,7 @@ func TestEventsNestedTooDeepAreReadable(t *testing.T) {
 	if _, err := l.Publish(ctx, testEvent(2, "twlo_1", eventsv1.EventType_EVENT_TYPE_MESSAGE)); err != nil {
 		t.Fatal(err)
 	}
-	check := func(how string, rec *record.Record) {
+	check := func(how string, rec *eventlog.Record) {
 		t.Helper()
 		got, err := rec.Event()
 		if err != nil {
@@ -354,7 +354,7 @@ func TestEventsNestedTooDeepAreReadable(t *testing.T) {
 	}
 	check("GetByID", rec)
 	var read []uint64
-	if err := l.Read(ctx, nil, 1, 0, func(r *record.Record) error { check("Read", r); read = append(read, r.Sequence); return nil }); err != nil {
+	if err := l.Read(ctx, nil, 1, 0, func(r *eventlog.Record) error { check("Read", r); read = append(read, r.Sequence); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(read) != 2 {
@@ -362,7 +362,7 @@ func TestEventsNestedTooDeepAreReadable(t *testing.T) {
 	}
 	tctx, stop := context.WithCancel(ctx)
 	var tailed []uint64
-	l.Tail(tctx, 0, func(r *record.Record) {
+	l.Tail(tctx, 0, func(r *eventlog.Record) {
 		check("Tail", r)
 		if tailed = append(tailed, r.Sequence); len(tailed) == 2 {
 			stop()

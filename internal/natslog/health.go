@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // Whether the log can store is known for certain only by storing. A stream
@@ -35,10 +37,6 @@ import (
 // server's stream with a write error is its operator's to restart (the
 // server's own /healthz reports it); meanwhile each webhook that fails
 // makes eventsvc not ready again.
-
-// ErrCannotStore means the log is reachable but cannot store events (a full
-// disk, a quota, stores that time out); it wraps ErrUnavailable.
-var ErrCannotStore = fmt.Errorf("%w: the log cannot store events", ErrUnavailable)
 
 // storeHealth records whether stores fail. It is safe for concurrent use.
 type storeHealth struct {
@@ -104,7 +102,7 @@ func (l *Log) probe(ctx context.Context) error {
 	return err
 }
 
-// checkStores reports, as an error wrapping ErrUnavailable, why the log
+// checkStores reports, as an error wrapping eventlog.ErrUnavailable, why the log
 // cannot store, or nil when it can as far as it knows: the embedded
 // server's own health, then stores that failed, which a probe clears.
 func (l *Log) checkStores(ctx context.Context) error {
@@ -116,7 +114,7 @@ func (l *Log) checkStores(ctx context.Context) error {
 		return nil
 	}
 	if err := l.probe(ctx); err != nil {
-		return fmt.Errorf("%w: storing events fails (since %s): %v; a probe store failed too: %v", ErrCannotStore,
+		return fmt.Errorf("%w: storing events fails (since %s): %v; a probe store failed too: %v", eventlog.ErrCannotStore,
 			since.UTC().Format(time.RFC3339), failing, err)
 	}
 	l.health.stored()
@@ -132,7 +130,7 @@ func (l *Log) checkEmbedded() error {
 		return nil
 	}
 	if !l.ns.JetStreamEnabled() {
-		return fmt.Errorf("%w: the embedded server's JetStream is not running", ErrCannotStore)
+		return fmt.Errorf("%w: the embedded server's JetStream is not running", eventlog.ErrCannotStore)
 	}
 	st := l.ns.Healthz(&server.HealthzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Stream: l.cfg.StreamName})
 	if !strings.Contains(st.Error, "write error") {
@@ -140,7 +138,7 @@ func (l *Log) checkEmbedded() error {
 	}
 	free, err := diskFree(l.cfg.DataDir)
 	if err != nil || free < restartFreeBytes {
-		return fmt.Errorf("%w: %s; %s free in %s, waiting for %s", ErrCannotStore, st.Error,
+		return fmt.Errorf("%w: %s; %s free in %s, waiting for %s", eventlog.ErrCannotStore, st.Error,
 			bytesText(free), l.cfg.DataDir, bytesText(restartFreeBytes))
 	}
 	return l.restartJetStream(st.Error)
@@ -159,7 +157,7 @@ func (l *Log) restartJetStream(why string) error {
 	defer l.restartMu.Unlock()
 	l.log.Warn("the stream failed to write and the disk has room again: restarting the embedded server's JetStream to load it again", "why", why)
 	if err := l.ns.ShutdownJetStream(); err != nil {
-		return fmt.Errorf("%w: stopping the embedded server's JetStream: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: stopping the embedded server's JetStream: %v", eventlog.ErrUnavailable, err)
 	}
 	o := l.nsOpts
 	err := l.ns.EnableJetStream(&server.JetStreamConfig{
@@ -167,7 +165,7 @@ func (l *Log) restartJetStream(why string) error {
 		MaxMemory: o.JetStreamMaxMemory, MaxStore: o.JetStreamMaxStore, CompressOK: true,
 	})
 	if err != nil {
-		return fmt.Errorf("%w: starting the embedded server's JetStream again: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: starting the embedded server's JetStream again: %v", eventlog.ErrUnavailable, err)
 	}
 	l.log.Info("the embedded server's JetStream runs again")
 	// The consumers of the tail and the id index's follower are gone with

@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new temporary directory: a
@@ -73,8 +73,8 @@ func TestFullDiskIsRecoveredFrom(t *testing.T) {
 		_, err := l.Publish(pctx, ev)
 		cancel()
 		if err != nil {
-			if !errors.Is(err, ErrUnavailable) {
-				t.Fatalf("a store on a full disk failed with %v, want ErrUnavailable", err)
+			if !errors.Is(err, eventlog.ErrUnavailable) {
+				t.Fatalf("a store on a full disk failed with %v, want eventlog.ErrUnavailable", err)
 			}
 			break
 		}
@@ -97,12 +97,12 @@ func TestFullDiskIsRecoveredFrom(t *testing.T) {
 	if _, err := l.Publish(ctx, ev); err != nil {
 		t.Fatalf("a store once space was freed: %v", err)
 	}
-	// The id index catches up (lookups meanwhile answer ErrUnavailable),
+	// The id index catches up (lookups meanwhile answer eventlog.ErrUnavailable),
 	// and finds every event acknowledged.
 	for _, id := range append(acked, ev.Id) {
 		waitUntil(t, "event "+id+" to be found by id", func() bool {
 			_, err := l.GetByID(ctx, id)
-			if err != nil && !errors.Is(err, ErrUnavailable) {
+			if err != nil && !errors.Is(err, eventlog.ErrUnavailable) {
 				t.Fatalf("an acknowledged event, %s: %v", id, err)
 			}
 			return err == nil
@@ -133,7 +133,7 @@ func TestStoresFailingMakeTheLogNotReady(t *testing.T) {
 		t.Fatalf("the event after the probe: %+v, %v; want sequence 2, the probe elsewhere", ack, err)
 	}
 	var seqs []uint64
-	if err := l.Read(ctx, nil, 1, 0, func(r *record.Record) error { seqs = append(seqs, r.Sequence); return nil }); err != nil {
+	if err := l.Read(ctx, nil, 1, 0, func(r *eventlog.Record) error { seqs = append(seqs, r.Sequence); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(seqs) != "[1 2]" {
@@ -144,7 +144,7 @@ func TestStoresFailingMakeTheLogNotReady(t *testing.T) {
 	l.health.failed(errors.New("nats: timeout"))
 	cctx, stop := context.WithCancel(ctx)
 	stop()
-	if err := l.checkStores(cctx); !errors.Is(err, ErrCannotStore) || !strings.Contains(err.Error(), "storing events fails") {
-		t.Fatalf("checkStores with a failing probe = %v, want ErrCannotStore", err)
+	if err := l.checkStores(cctx); !errors.Is(err, eventlog.ErrCannotStore) || !strings.Contains(err.Error(), "storing events fails") {
+		t.Fatalf("checkStores with a failing probe = %v, want eventlog.ErrCannotStore", err)
 	}
 }

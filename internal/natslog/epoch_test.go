@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/natstest"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 // TestStreamCreatedAgain: the stream vanishes from under two processes (its
 // server's store was lost). A publish through one creates it again, a new
 // epoch, and stores the event there; the other's Tail ends with
-// ErrEpochChanged, having passed on nothing of the new log; both move to the
+// eventlog.ErrEpochChanged, having passed on nothing of the new log; both move to the
 // new epoch, and their id indexes hold the new log's events only.
 func TestStreamCreatedAgain(t *testing.T) {
 	srv := natstest.Start(t, natstest.Options{})
@@ -46,7 +46,7 @@ func TestStreamCreatedAgain(t *testing.T) {
 	seen := make(chan uint64, 16)
 	tailed := make(chan error, 1)
 	go func() {
-		tailed <- b.Tail(ctx, 0, func(rec *record.Record) { seen <- rec.Sequence })
+		tailed <- b.Tail(ctx, 0, func(rec *eventlog.Record) { seen <- rec.Sequence })
 	}()
 	for want := uint64(1); want <= 3; want++ {
 		if got := <-seen; got != want {
@@ -74,8 +74,8 @@ func TestStreamCreatedAgain(t *testing.T) {
 	}
 	select {
 	case err := <-tailed:
-		if !errors.Is(err, ErrEpochChanged) {
-			t.Fatalf("the tail ended with %v, want ErrEpochChanged", err)
+		if !errors.Is(err, eventlog.ErrEpochChanged) {
+			t.Fatalf("the tail ended with %v, want eventlog.ErrEpochChanged", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("the tail did not end")
@@ -97,14 +97,14 @@ func TestStreamCreatedAgain(t *testing.T) {
 		if err != nil || rec.Sequence != 1 {
 			t.Fatalf("GetByID in the new log: %v, %v", rec, err)
 		}
-		if _, err := l.GetByID(ctx, testEvent(2, "", 0).Id); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("GetByID of an event of the lost log: %v, want ErrNotFound", err)
+		if _, err := l.GetByID(ctx, testEvent(2, "", 0).Id); !errors.Is(err, eventlog.ErrNotFound) {
+			t.Fatalf("GetByID of an event of the lost log: %v, want eventlog.ErrNotFound", err)
 		}
 	}
 	// A Tail from the new log's start reads it.
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go b.Tail(tctx, 0, func(rec *record.Record) { seen <- rec.Sequence })
+	go b.Tail(tctx, 0, func(rec *eventlog.Record) { seen <- rec.Sequence })
 	if got := <-seen; got != 1 {
 		t.Fatalf("a tail of the new log: %d, want 1", got)
 	}

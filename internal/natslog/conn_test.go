@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/record"
+	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
 // TestConnectionClosedByServerIsReopened: the server ends a connection whose
@@ -27,7 +27,7 @@ func TestConnectionClosedByServerIsReopened(t *testing.T) {
 	defer stopTail()
 	tailDone := make(chan error, 1)
 	go func() {
-		tailDone <- l.Tail(tailCtx, 0, func(r *record.Record) { tailed <- r.Sequence })
+		tailDone <- l.Tail(tailCtx, 0, func(r *eventlog.Record) { tailed <- r.Sequence })
 	}()
 	if got := <-tailed; got != 1 {
 		t.Fatalf("tail gave %d first, want 1", got)
@@ -54,14 +54,14 @@ func TestConnectionClosedByServerIsReopened(t *testing.T) {
 	// starts it again, where it stopped.
 	select {
 	case err := <-tailDone:
-		if !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("the tail ended with %v, want ErrUnavailable", err)
+		if !errors.Is(err, eventlog.ErrUnavailable) {
+			t.Fatalf("the tail ended with %v, want eventlog.ErrUnavailable", err)
 		}
 	case <-ctx.Done():
 		t.Fatal("the tail on the closed connection did not end")
 	}
 	go func() {
-		tailDone <- l.Tail(tailCtx, 1, func(r *record.Record) { tailed <- r.Sequence })
+		tailDone <- l.Tail(tailCtx, 1, func(r *eventlog.Record) { tailed <- r.Sequence })
 	}()
 	if got := <-tailed; got != 2 {
 		t.Fatalf("the restarted tail gave %d, want 2", got)
@@ -93,8 +93,8 @@ func TestPublishRefusesTooLongSubject(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	old := l.nc()
 	_, err := l.Publish(ctx, testEvent(1, "twlo_"+strings.Repeat("x", 3100), eventsv1.EventType_EVENT_TYPE_MESSAGE))
-	if !errors.Is(err, ErrInvalidEvent) {
-		t.Fatalf("Publish = %v, want ErrInvalidEvent", err)
+	if !errors.Is(err, eventlog.ErrInvalidEvent) {
+		t.Fatalf("Publish = %v, want eventlog.ErrInvalidEvent", err)
 	}
 	if l.nc() != old || !old.IsConnected() {
 		t.Fatal("the refused event cost the connection")

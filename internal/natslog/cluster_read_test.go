@@ -1,4 +1,4 @@
-package eventlog_test
+package natslog_test
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/natstest"
-	"github.com/eventsvc/eventsvc/internal/record"
 )
 
 // TestReadWhileTheClusterElectsItsMetaLeader kills the server that leads
@@ -40,7 +40,7 @@ func TestReadWhileTheClusterElectsItsMetaLeader(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	l, err := eventlog.Open(ctx, eventlog.Config{URL: strings.Join(urls, ","), DataDir: t.TempDir(), Replicas: 3, Logger: logger})
+	l, err := natslog.Open(ctx, natslog.Config{URL: strings.Join(urls, ","), DataDir: t.TempDir(), Replicas: 3, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestReadWhileTheClusterElectsItsMetaLeader(t *testing.T) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second) // as a caller's deadline
 	defer cancel()
 	read := 0
-	err = l.Read(rctx, nil, 1, n, func(*record.Record) error {
+	err = l.Read(rctx, nil, 1, n, func(*eventlog.Record) error {
 		read++
 		return nil
 	})

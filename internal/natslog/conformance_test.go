@@ -1,4 +1,4 @@
-package eventlog_test
+package natslog_test
 
 import (
 	"context"
@@ -12,9 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/eventlog/logtest"
+	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/natstest"
 )
 
@@ -64,24 +63,24 @@ type harness struct {
 	largeLog int // events of the suite's large log; 0: its default
 }
 
-func (h *harness) config(dataDir string) eventlog.Config {
+func (h *harness) config(dataDir string) natslog.Config {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.Default()
 	}
-	return eventlog.Config{URL: h.url, DataDir: dataDir, StreamName: h.stream, SubjectPrefix: h.prefix, MaxAge: time.Hour,
+	return natslog.Config{URL: h.url, DataDir: dataDir, StreamName: h.stream, SubjectPrefix: h.prefix, MaxAge: time.Hour,
 		Replicas: h.replicas, Logger: logger}
 }
 
 func (h *harness) open(t *testing.T, dataDir string) logtest.Log {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := eventlog.Open(ctx, h.config(dataDir))
+	l, err := natslog.Open(ctx, h.config(dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	return publisher{l}
+	return l
 }
 
 func (h *harness) Open(t *testing.T) logtest.Log { return h.open(t, h.dataDir) }
@@ -117,12 +116,4 @@ func (h *harness) Recreate(t *testing.T) {
 	}
 	// The index stays, as an instance's data directory would: it must see
 	// that it belongs to another epoch.
-}
-
-// publisher adapts Publish to the suite's signature.
-type publisher struct{ *eventlog.Log }
-
-func (p publisher) Publish(ctx context.Context, ev *eventsv1.Event) (uint64, bool, error) {
-	ack, err := p.Log.Publish(ctx, ev)
-	return ack.Sequence, ack.Duplicate, err
 }

@@ -1,4 +1,4 @@
-package eventlog
+package natslog
 
 import (
 	"encoding/base64"
