@@ -54,6 +54,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config.Con
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address for webhooks, REST and OpenAPI")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "listen address for gRPC")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "listen address for /metrics alone (for instance an internal interface); empty serves /metrics on --http-addr")
+	fs.BoolVar(&cfg.PProf, "pprof", cfg.PProf, "serve Go's profiles at /debug/pprof/ on --metrics-addr (which it needs); off by default")
 	fs.Var(secretValue{listValue{&cfg.Webhook.Secrets}}, "webhook-secret",
 		"comma-separated shared secrets for X-Sociocs-Signature (several during a rotation); empty accepts unsigned webhooks")
 	fs.Int64Var(&cfg.Webhook.MaxBodyBytes, "webhook-max-body", cfg.Webhook.MaxBodyBytes, "largest webhook body in bytes (larger: 413)")

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -292,6 +293,15 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		// its series name the clients of the auth file.
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", a.metrics.Handler(logger))
+		if cfg.PProf {
+			// Profiles show where time and memory go in production; they
+			// name code, not data, but still only on the internal port.
+			metricsMux.HandleFunc("/debug/pprof/", pprof.Index)
+			metricsMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			metricsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			metricsMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			metricsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		// The TLS config is a copy: a server sets HTTP/2 up in its own.
 		a.metricsServer = a.serveHTTP("metrics", a.metricsLn, metricsMux, httpTLS.Clone())
 	}

@@ -30,6 +30,10 @@ type Config struct {
 	// /metrics, which is then not served on HTTPAddr. Default empty: /metrics
 	// is on HTTPAddr. Port 0 picks a free port.
 	MetricsAddr string
+	// PProf serves Go's profiles (/debug/pprof/) on MetricsAddr's server,
+	// which it therefore needs: never on the HTTP port, which faces
+	// webhooks. Default false.
+	PProf bool
 
 	// Webhook configures the Sociocs webhook adapter.
 	Webhook Webhook
@@ -325,6 +329,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return bad(a.name, "%q is not host:port", a.addr)
 		}
+	}
+	if c.PProf && c.MetricsAddr == "" {
+		return bad("pprof", "needs --metrics-addr: the profiles are served only on the metrics port, which can stay internal")
 	}
 	if c.MetricsAddr != "" {
 		_, port, err := net.SplitHostPort(c.MetricsAddr)
