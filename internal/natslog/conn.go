@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -153,4 +154,17 @@ func awaitConn(ctx context.Context, c *conn) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// redactURL drops credentials from NATS URLs before they are logged.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				parts[i] = u[:scheme+3] + "***" + u[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }

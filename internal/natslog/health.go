@@ -211,3 +211,18 @@ func diskFree(dir string) (int64, error) {
 }
 
 func bytesText(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Ready reports whether the log can be used: connected, the stream exists
+// (a lost stream is created again), and it can store (see health.go: while
+// stores fail, Ready probes, and an embedded server's stream that failed to
+// write is loaded again once its disk has room). The error says what is
+// wrong.
+func (l *Log) Ready(ctx context.Context) error {
+	if !l.nc().IsConnected() {
+		return fmt.Errorf("%w: not connected to NATS (%s)", eventlog.ErrUnavailable, l.nc().Status())
+	}
+	if _, _, err := l.info(ctx); err != nil {
+		return err
+	}
+	return l.checkStores(ctx)
+}
