@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsvc/eventsvc/internal/eventlog"
@@ -93,11 +92,7 @@ func (l *Log) probe(ctx context.Context) error {
 		Storage:           jetstream.FileStorage,
 	})
 	if err == nil {
-		msg := &nats.Msg{Subject: l.probeSubject(), Header: nats.Header{jetstream.ExpectedStreamHeader: []string{l.probeStream()}}}
-		var resp *nats.Msg
-		if resp, err = l.nc().RequestMsgWithContext(ctx, msg); err == nil {
-			_, err = parsePubAck(resp.Data)
-		}
+		_, err = l.js().Publish(ctx, l.probeSubject(), nil, jetstream.WithExpectStream(l.probeStream()))
 	}
 	return err
 }

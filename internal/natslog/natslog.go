@@ -223,9 +223,7 @@ type Log struct {
 	// damaged, to be rebuilt.
 	kick chan struct{}
 	// standingBy reports that the follower relies on Tail alone.
-	standingBy atomic.Bool
-	// expectStream is the Nats-Expected-Stream header of every publish.
-	expectStream []string
+	standingBy   atomic.Bool
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
 
@@ -236,7 +234,7 @@ type Log struct {
 // the stream. The returned Log must be closed.
 func Open(ctx context.Context, cfg Config) (*Log, error) {
 	cfg.fillDefaults()
-	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"), expectStream: []string{cfg.StreamName},
+	l := &Log{cfg: cfg, log: cfg.Logger.With("component", "eventlog"),
 		tailFed: make(chan fedEntry, tailFedLen), kick: make(chan struct{}, 1), closing: make(chan struct{})}
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("eventlog: DataDir is required: it holds the event id index (and the embedded server's storage)")

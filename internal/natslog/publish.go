@@ -1,9 +1,7 @@
 package natslog
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
 )
@@ -46,13 +45,13 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, er
 		// webhook adapter's bounds keep every subject far shorter.
 		return eventlog.Ack{}, fmt.Errorf("%w: its subject would be %d bytes, over %d (channel key of %d bytes)", eventlog.ErrInvalidEvent, len(subj), MaxSubjectLen, len(key.Channel))
 	}
-	msg := &nats.Msg{
-		Subject: subj,
-		Data:    data,
-		Header: nats.Header{
-			jetstream.MsgIDHeader:          []string{ev.GetId()},
-			jetstream.ExpectedStreamHeader: l.expectStream,
-		},
+	msg := &nats.Msg{Subject: subj, Data: data}
+	opts := []jetstream.PublishOpt{
+		jetstream.WithMsgID(ev.GetId()),
+		jetstream.WithExpectStream(l.cfg.StreamName),
+		// A stream that does not answer may be gone: the loop below asks,
+		// before it sends again.
+		jetstream.WithRetryAttempts(0),
 	}
 	g := l.gen.Load()
 	checked := false
@@ -72,9 +71,13 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, er
 			actx, cancel = context.WithTimeout(ctx, publishAttempt)
 		}
 		c := l.conn.Load()
-		resp, err := c.nc.RequestMsgWithContext(actx, msg)
+		pa, err := c.js.PublishMsg(actx, msg, opts...)
 		if cancel != nil {
 			cancel()
+		}
+		if err == nil {
+			l.health.stored()
+			return eventlog.Ack{Sequence: pa.Sequence, Duplicate: pa.Duplicate}, nil
 		}
 		if errors.Is(err, nats.ErrConnectionClosed) && awaitConn(ctx, c) {
 			// Closed under the attempt: the same id again on the new
@@ -82,7 +85,7 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, er
 			// attempt reached the stream.
 			continue
 		}
-		if errors.Is(err, nats.ErrNoResponders) && !checked {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) && !checked {
 			// Is the stream gone? Then it is created again (a new epoch),
 			// and the event stored in it.
 			checked = true
@@ -96,17 +99,9 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, er
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return eventlog.Ack{}, fmt.Errorf("%w: %d bytes, over the NATS server's max_payload of %d", eventlog.ErrTooLarge, len(data), l.nc().MaxPayload())
 		}
-		var ack eventlog.Ack
-		if err == nil {
-			ack, err = parsePubAck(resp.Data)
-		}
-		if err == nil {
-			l.health.stored()
-			return ack, nil
-		}
-		var refused *refusal
+		var apiErr *jetstream.APIError
 		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
-		retry := lost || errors.Is(err, nats.ErrNoResponders) || errors.As(err, &refused) && refused.errCode == duplicateInProcess
+		retry := lost || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess
 		if !retry || ctx.Err() != nil {
 			if !errors.Is(err, context.Canceled) {
 				// The sender hanging up says nothing of the log; the
@@ -116,10 +111,7 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, er
 			return eventlog.Ack{}, unavailable("store event", err)
 		}
 		if !lost {
-			select {
-			case <-ctx.Done():
-			case <-time.After(publishRetryWait):
-			}
+			backoff.Sleep(ctx, publishRetryWait) // an ended ctx ends the loop above
 		}
 	}
 }
@@ -129,19 +121,9 @@ func (l *Log) Publish(ctx context.Context, ev *eventsv1.Event) (eventlog.Ack, er
 // in a cluster's election is soon sent again.
 const publishAttempt = time.Second
 
-// duplicateInProcess is the error code of a publish whose id is that of an
-// event the stream is storing at that moment.
-const duplicateInProcess = 10158
-
-// refusal is the stream's answer that it did not store an event.
-type refusal struct {
-	code, errCode int
-	description   string
-}
-
-func (r *refusal) Error() string {
-	return fmt.Sprintf("eventlog: the server refused the event: %s (%d/%d)", r.description, r.code, r.errCode)
-}
+// errCodeDuplicateInProcess is JetStream's answer to a publish whose id is
+// that of an event the stream is storing at that moment.
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
 
 // publishRetryWait is the pause before a publish that found no stream, or
 // its copy still being stored, is sent again (jetstream.Publish waits as
@@ -153,59 +135,3 @@ const publishRetryWait = 250 * time.Millisecond
 var marshalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 const maxPooledBuf = 64 << 10
-
-// jsonTrue reports whether the member named key (quotes included) of the
-// JSON object b is true.
-func jsonTrue(b []byte, key string) bool {
-	i := bytes.Index(b, []byte(key))
-	if i < 0 {
-		return false
-	}
-	rest := bytes.TrimLeft(b[i+len(key):], " \t")
-	if len(rest) == 0 || rest[0] != ':' {
-		return false
-	}
-	return bytes.HasPrefix(bytes.TrimLeft(rest[1:], " \t"), []byte("true"))
-}
-
-// parsePubAck reads JetStream's answer to a publish:
-// {"stream":"EVENTS","seq":7} with ,"duplicate": true for a duplicate, or
-// {"error":{"code":…,"description":…}}. The usual answers are scanned
-// without encoding/json, which costs more than the rest of the parsing; any
-// other shape is decoded in full.
-func parsePubAck(b []byte) (eventlog.Ack, error) {
-	if !bytes.Contains(b, []byte(`"error"`)) {
-		if i := bytes.Index(b, []byte(`"seq":`)); i >= 0 {
-			var ack eventlog.Ack
-			rest := b[i+len(`"seq":`):]
-			n := 0
-			for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-				ack.Sequence = ack.Sequence*10 + uint64(rest[n]-'0')
-				n++
-			}
-			if n > 0 && n <= 19 && ack.Sequence > 0 {
-				ack.Duplicate = jsonTrue(b, `"duplicate"`)
-				return ack, nil
-			}
-		}
-	}
-	var full struct {
-		Seq       uint64 `json:"seq"`
-		Duplicate bool   `json:"duplicate"`
-		Error     *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(b, &full); err != nil {
-		return eventlog.Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
-	}
-	if full.Error != nil {
-		return eventlog.Ack{}, &refusal{code: full.Error.Code, errCode: full.Error.ErrCode, description: full.Error.Description}
-	}
-	if full.Seq == 0 {
-		return eventlog.Ack{}, fmt.Errorf("eventlog: unreadable publish acknowledgement %q", b)
-	}
-	return eventlog.Ack{Sequence: full.Seq, Duplicate: full.Duplicate}, nil
-}
