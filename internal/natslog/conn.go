@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
@@ -88,8 +89,8 @@ func (l *Log) connClosed(nc *nats.Conn) {
 // reopen opens connections until one is ready, or the Log closes, and swaps
 // it in for old.
 func (l *Log) reopen(old *nats.Conn) {
-	pause := reopenMin
-	for attempt := 1; ; attempt++ {
+	pause := backoff.Backoff{Min: reopenMin, Max: reopenMax}
+	for {
 		c, err := l.open()
 		if err == nil {
 			l.connMu.Lock()
@@ -101,7 +102,7 @@ func (l *Log) reopen(old *nats.Conn) {
 			prev := l.conn.Swap(c)
 			close(prev.replaced)
 			l.connMu.Unlock()
-			l.log.Info("a new connection to NATS is open", "attempts", attempt)
+			l.log.Info("a new connection to NATS is open", "attempts", pause.Attempt()+1)
 			// The stream may have been lost meanwhile: observe its epoch.
 			ctx, cancel := context.WithTimeout(context.Background(), epochCheckTimeout)
 			if _, _, err := l.info(ctx); err != nil {
@@ -110,13 +111,13 @@ func (l *Log) reopen(old *nats.Conn) {
 			cancel()
 			return
 		}
-		l.log.Warn("opening a new connection to NATS failed; retrying", "in", pause, "err", err)
+		wait := pause.Next()
+		l.log.Warn("opening a new connection to NATS failed; retrying", "in", wait, "err", err)
 		select {
 		case <-l.closing:
 			return
-		case <-time.After(pause):
+		case <-time.After(wait):
 		}
-		pause = min(2*pause, reopenMax)
 	}
 }
 

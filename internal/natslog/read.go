@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
 )
@@ -440,13 +441,14 @@ func (l *Log) leaderHolds(ctx context.Context, patterns []string, from, to uint6
 // spends trying. The zero value is ready for a first wait.
 type replicaWait struct {
 	began time.Time
-	pause time.Duration
+	pause backoff.Backoff
 }
 
 // Bounds of a replicaWait.
 const (
-	replicaWaitMin = 20 * time.Millisecond
-	replicaWaitMax = 10 * time.Second
+	replicaWaitMin  = 20 * time.Millisecond
+	replicaPauseMax = 500 * time.Millisecond
+	replicaWaitMax  = 10 * time.Second
 )
 
 // wait pauses before the next attempt, the last having failed for why;
@@ -454,17 +456,14 @@ const (
 // eventlog.ErrUnavailable, and why, instead.
 func (w *replicaWait) wait(ctx context.Context, why error) error {
 	if w.began.IsZero() {
-		w.began, w.pause = time.Now(), replicaWaitMin
+		w.began, w.pause = time.Now(), backoff.Backoff{Min: replicaWaitMin, Max: replicaPauseMax}
 	}
 	if time.Since(w.began) > replicaWaitMax {
 		return fmt.Errorf("%w: a read could not get on for %s: %v", eventlog.ErrUnavailable, replicaWaitMax, why)
 	}
-	select {
-	case <-ctx.Done():
+	if !w.pause.Wait(ctx) {
 		return ctx.Err()
-	case <-time.After(w.pause):
 	}
-	w.pause = min(2*w.pause, 500*time.Millisecond)
 	return nil
 }
 

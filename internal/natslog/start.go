@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
@@ -77,10 +78,7 @@ func (l *Log) startStep(ctx context.Context, began time.Time, step func(context.
 			l.log.Warn("waiting for JetStream to take the stream: a cluster elects its meta leader once a majority of its servers are up, and places the stream once as many as --replicas are",
 				"replicas", l.cfg.Replicas, "waited", waited.Round(time.Second), "up_to", l.cfg.StartWait, "err", err)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(startRetryWait):
-		}
+		backoff.Sleep(ctx, startRetryWait) // an ended ctx ends the loop above
 	}
 }
 
