@@ -316,6 +316,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopReadiness = stopReadiness
 	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
+	release := &idleRelease{every: memoryCheckEvery, quiet: quietBeforeRelease, served: a.hook.Served, release: a.releaseMemory}
+	a.goServe("memory", func() error {
+		t := time.NewTicker(memoryCheckEvery)
+		defer t.Stop()
+		release.run(readyCtx, t.C)
+		return nil
+	})
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "metrics", a.MetricsAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
