@@ -271,6 +271,58 @@ func floorStream(t *testing.T, dir string) jetstream.JetStream {
 	return js
 }
 
+// BenchmarkRESTUnary measures the CPU a unary REST call costs, one call at
+// a time over real HTTP on loopback: "list100" is a ListEvents page of 100
+// events, "get" a GetEvent. cpu-µs/call is the process's user and system
+// time per call, the HTTP client's included (the same in every version, so
+// differences are the server's).
+//
+//	go test -run '^$' -bench RESTUnary -benchtime 2000x ./internal/app/
+func BenchmarkRESTUnary(b *testing.B) {
+	template, err := readTemplate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := start(b, testConfig(b))
+	for i := range 100 {
+		body := bytes.Replace(template, []byte("MESSAGE_ID"), []byte(fmt.Sprintf("MM%024d", i)), 1)
+		resp, err := http.Post(s.base+"/webhooks/sociocs", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("POST: %d", resp.StatusCode)
+		}
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	for _, bc := range []struct{ name, path string }{
+		{"list100", "/v1/events?page_size=100"},
+		{"get", "/v1/events/50"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var n int
+			cpu0 := cpuTime()
+			for b.Loop() {
+				resp, err := client.Get(s.base + bc.path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("GET %s: %d", bc.path, resp.StatusCode)
+				}
+				n++
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(n), "cpu-µs/call")
+		})
+	}
+}
+
 // readTemplate returns the sample message with a placeholder message id.
 func readTemplate() ([]byte, error) {
 	var m map[string]any
@@ -312,4 +364,13 @@ func benchPost(b *testing.B, url string, template []byte) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "webhooks/s")
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
