@@ -19,6 +19,7 @@ import (
 	"github.com/eventsvc/eventsvc/client"
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/send"
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 	"github.com/eventsvc/eventsvc/internal/tail"
 )
 
@@ -183,21 +184,21 @@ func parseTail(args []string, getenv func(string) string, out io.Writer) (tail.C
 
 	req := &eventsv1.StreamEventsRequest{ChannelKeys: channels, FromEarliest: fromEarliest, AllowGap: allowGap}
 	for _, p := range providers {
-		v, _, err := parseProvider(p)
+		v, err := sociocs.Providers.Parse(p)
 		if err != nil {
 			return cfg, fmt.Errorf("--provider: %v", err)
 		}
 		req.Providers = append(req.Providers, v)
 	}
 	for _, t := range types {
-		v, err := parseType(t)
+		v, err := sociocs.EventTypes.Parse(t)
 		if err != nil {
 			return cfg, fmt.Errorf("--type: %v", err)
 		}
 		req.Types = append(req.Types, v)
 	}
 	for _, s := range stats {
-		v, _, err := parseStatus(s)
+		v, err := sociocs.Statuses.Parse(s)
 		if err != nil {
 			return cfg, fmt.Errorf("--status: %v", err)
 		}
@@ -308,7 +309,8 @@ func parseSend(args []string, getenv func(string) string, out io.Writer) (send.C
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if provider != "" {
-		_, code, err := parseProvider(provider)
+		p, err := sociocs.Providers.Parse(provider)
+		code := sociocs.Providers.Code(p)
 		if err == nil && code == "" {
 			err = fmt.Errorf("provider %q has no Sociocs code: send a body of your own with --file", provider)
 		}
@@ -318,7 +320,8 @@ func parseSend(args []string, getenv func(string) string, out io.Writer) (send.C
 		cfg.Provider = code
 	}
 	if status != "" {
-		_, code, err := parseStatus(status)
+		st, err := sociocs.Statuses.Parse(status)
+		code := sociocs.Statuses.Code(st)
 		if err == nil && code == "" {
 			err = fmt.Errorf("status %q has no Sociocs string: send a body of your own with --file", status)
 		}
@@ -328,7 +331,7 @@ func parseSend(args []string, getenv func(string) string, out io.Writer) (send.C
 		cfg.Status = code
 	}
 	if cfg.Type != "" {
-		t, err := parseType(cfg.Type)
+		t, err := sociocs.EventTypes.Parse(cfg.Type)
 		switch {
 		case err != nil:
 			return cfg, fmt.Errorf("--type: %v", err)
