@@ -18,6 +18,7 @@ import (
 
 	"github.com/eventsvc/eventsvc/client"
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/send"
 	"github.com/eventsvc/eventsvc/internal/sociocs"
 	"github.com/eventsvc/eventsvc/internal/tail"
@@ -104,7 +105,7 @@ func parseTail(args []string, getenv func(string) string, out io.Writer) (tail.C
 	f := newFlags("eventsvc tail", out, getenv)
 	var (
 		cfg                               = tail.Config{Output: tail.OutputText}
-		addr                              = "127.0.0.1:9090"
+		addr                              = config.Default().GRPCAddr
 		token, ca, cert, key, sni         string
 		plaintext, fromEarliest, allowGap bool
 		channels, providers, types, stats []string
@@ -234,7 +235,7 @@ func isLoopback(addr string) bool {
 
 func parseSend(args []string, getenv func(string) string, out io.Writer) (send.Config, error) {
 	f := newFlags("eventsvc send", out, getenv)
-	cfg := send.Config{URL: send.DefaultURL, Timeout: 10 * time.Second}
+	cfg := send.Config{URL: send.DefaultURL, Timeout: send.DefaultTimeout}
 	var provider, status string
 	define(f, &cfg.URL, "url", "eventsvc's webhook URL; status updates go to <url>/<channel key>", twinNamed("EVENTSVC_WEBHOOK_URL"))
 	define(f, &cfg.Type, "type", "message (default) or status_update")
