@@ -55,10 +55,10 @@ type Config struct {
 	// is empty, the embedded server's storage. Required. Two processes cannot
 	// share one.
 	DataDir string
-	// StreamName names the JetStream stream. Default "EVENTS".
+	// StreamName names the JetStream stream. Default DefaultStreamName.
 	StreamName string
 	// SubjectPrefix is the first token of every event subject. Default
-	// "eventsvc".
+	// DefaultSubjectPrefix.
 	SubjectPrefix string
 	// MaxAge is how long events are kept; 0 keeps them until MaxBytes says
 	// otherwise.
@@ -66,10 +66,11 @@ type Config struct {
 	// MaxBytes caps the stream's size (oldest removed first); 0: no cap.
 	MaxBytes int64
 	// DedupeWindow is how long an event id is remembered so that a retried
-	// webhook is stored once. Default 1 h. The server keeps every id of the
-	// window in memory (roughly 200 bytes each).
+	// webhook is stored once. Default DefaultDedupeWindow. The server keeps
+	// every id of the window in memory (roughly 200 bytes each).
 	DedupeWindow time.Duration
-	// Replicas is the stream's replication factor (cluster only). Default 1.
+	// Replicas is the stream's replication factor (cluster only). Default
+	// DefaultReplicas.
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
@@ -82,15 +83,15 @@ type Config struct {
 	// warns when its max_payload is smaller. 0: the server's own limit.
 	MaxEventBytes int
 	// PublishTimeout bounds one store when the caller's context has no
-	// deadline. Default 5 s.
+	// deadline. Default DefaultPublishTimeout.
 	PublishTimeout time.Duration
 	// IndexWait bounds how long GetByID waits for the id index to catch up
-	// with the log when the id is not (yet) in it. Default 5 s.
+	// with the log when the id is not (yet) in it. Default DefaultIndexWait.
 	IndexWait time.Duration
 	// StartWait bounds how long Open waits for JetStream to take the
 	// stream: a cluster elects its meta leader once a majority of its
 	// servers are up, and places a replicated stream once as many servers
-	// as Replicas are. Default 2 min.
+	// as Replicas are. Default DefaultStartWait.
 	StartWait time.Duration
 	// Cluster, when its Listen is set, makes the embedded server a node of
 	// a JetStream cluster of embedded servers (URL must be empty).
@@ -110,7 +111,7 @@ type Config struct {
 // routes only.
 type Cluster struct {
 	// Name is the cluster's name, the same on every node. Default
-	// "eventsvc".
+	// DefaultClusterName.
 	Name string
 	// NodeName is this node's server name: unique in the cluster, and the
 	// same each time the node starts (its place in the cluster's Raft
@@ -141,30 +142,43 @@ func (c *Config) durability() string {
 	return "fsync every 2m0s (NATS's default)"
 }
 
+// Defaults of Config: what its zero fields stand for, and what the server's
+// configuration starts from.
+const (
+	DefaultStreamName     = "EVENTS"
+	DefaultSubjectPrefix  = "eventsvc"
+	DefaultDedupeWindow   = time.Hour
+	DefaultReplicas       = 1
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultIndexWait      = 5 * time.Second
+	DefaultStartWait      = 2 * time.Minute
+	DefaultClusterName    = "eventsvc"
+)
+
 func (c *Config) fillDefaults() {
 	if c.StreamName == "" {
-		c.StreamName = "EVENTS"
+		c.StreamName = DefaultStreamName
 	}
 	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = "eventsvc"
+		c.SubjectPrefix = DefaultSubjectPrefix
 	}
 	if c.DedupeWindow == 0 {
-		c.DedupeWindow = time.Hour
+		c.DedupeWindow = DefaultDedupeWindow
 	}
 	if c.Replicas == 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 5 * time.Second
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.IndexWait == 0 {
-		c.IndexWait = 5 * time.Second
+		c.IndexWait = DefaultIndexWait
 	}
 	if c.StartWait == 0 {
-		c.StartWait = 2 * time.Minute
+		c.StartWait = DefaultStartWait
 	}
 	if c.Cluster.Listen != "" && c.Cluster.Name == "" {
-		c.Cluster.Name = "eventsvc"
+		c.Cluster.Name = DefaultClusterName
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
