@@ -520,10 +520,14 @@ func (a *App) closeAll() {
 	// The hub and the readiness checks use the log: it closes after them.
 	a.wg.Wait()
 	if a.evlog != nil {
-		a.evlog.Close()
+		if err := a.evlog.Close(); err != nil {
+			a.log.Warn("closing the event log", "err", err)
+		}
 	}
 	if a.dataLock != nil {
-		a.dataLock.Release()
+		if err := a.dataLock.Release(); err != nil {
+			a.log.Warn("releasing the data directory's lock", "err", err)
+		}
 	}
 }
 

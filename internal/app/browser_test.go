@@ -143,7 +143,7 @@ func TestStreamTokens(t *testing.T) {
 		t.Fatalf("first event through the token: %+v", ev)
 	}
 	// Outside the client's rights: refused as for its bearer token.
-	resp, r = rawStream(t, ctx, s.base+"/v1/events:stream?types=EVENT_TYPE_STATUS_UPDATE&access_token="+url.QueryEscape(tok), sse)
+	resp, _ = rawStream(t, ctx, s.base+"/v1/events:stream?types=EVENT_TYPE_STATUS_UPDATE&access_token="+url.QueryEscape(tok), sse)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("a filter outside the rights: %d", resp.StatusCode)
 	}

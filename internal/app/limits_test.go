@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -43,7 +44,7 @@ func readUntilClosed(t *testing.T, conn net.Conn, within time.Duration) string {
 	t.Helper()
 	conn.SetReadDeadline(time.Now().Add(within))
 	b, err := io.ReadAll(conn)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		t.Fatalf("the server kept the connection open for %s (read %q)", within, b)
 	}
 	return string(b)

@@ -68,6 +68,6 @@ func (w *deadlineWriter) FlushError() error {
 	return w.rc.Flush()
 }
 
-func (w *deadlineWriter) Flush() { w.FlushError() }
+func (w *deadlineWriter) Flush() { _ = w.FlushError() } // http.Flusher has no error to return
 
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -67,7 +67,7 @@ func Acquire(dir string) (*Lock, error) {
 	}
 	// Best effort: the pid helps an operator find the holder, nothing more.
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &Lock{dir: dir, f: f}, nil
 }

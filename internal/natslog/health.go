@@ -62,10 +62,10 @@ func (h *storeHealth) stored() {
 }
 
 // state returns the last failure and since when stores fail, or nil.
-func (h *storeHealth) state() (error, time.Time) {
+func (h *storeHealth) state() (time.Time, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.failing, h.since
+	return h.since, h.failing
 }
 
 // probeStream is the name of the stream of probes, and probeSubject its
@@ -104,7 +104,7 @@ func (l *Log) checkStores(ctx context.Context) error {
 	if err := l.checkEmbedded(); err != nil {
 		return err
 	}
-	failing, since := l.health.state()
+	since, failing := l.health.state()
 	if failing == nil {
 		return nil
 	}

@@ -125,7 +125,7 @@ func TestStoresFailingMakeTheLogNotReady(t *testing.T) {
 	if err := l.Ready(ctx); err != nil {
 		t.Fatalf("Ready with a working store = %v", err)
 	}
-	if failing, _ := l.health.state(); failing != nil {
+	if _, failing := l.health.state(); failing != nil {
 		t.Fatal("a successful probe did not clear the failure")
 	}
 	ack, err := l.Publish(ctx, testEvent(2, "twlo_1", eventsv1.EventType_EVENT_TYPE_MESSAGE))

@@ -279,7 +279,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.conn.Store(c)
 	began := time.Now()
 	if c.stream, err = l.createStream(ctx, began); err != nil {
-		l.Close()
+		_ = l.Close() // the stream's failure is the one to report
 		return nil, err
 	}
 	if max := nc.MaxPayload(); cfg.MaxEventBytes > 0 && int64(cfg.MaxEventBytes) > max {
@@ -290,11 +290,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l.gen.Store(newGeneration(info))
 	l.replicas.Store(int32(info.Config.Replicas))
 	if err := l.detectLegacy(ctx, began); err != nil {
-		l.Close()
+		_ = l.Close() // the failure above is the one to report
 		return nil, err
 	}
 	if err := l.openIndex(info.State); err != nil {
-		l.Close()
+		_ = l.Close() // the failure above is the one to report
 		return nil, err
 	}
 	l.log.Info("event log ready", "stream", cfg.StreamName, "embedded", l.ns != nil, "replicas", info.Config.Replicas, "durability", cfg.durability(),

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -175,7 +176,7 @@ func (s *Server) start() {
 		t.Fatalf("natstest: start nats-server: %v", err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }() // a killed server's exit status is expected
 	deadline := time.Now().Add(30 * time.Second)
 	var url, monitor string
 	for url == "" {
@@ -185,7 +186,7 @@ func (s *Server) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill() // already gone is as good
 			t.Fatal("natstest: nats-server did not report its port within 30s")
 		}
 		files, _ := filepath.Glob(filepath.Join(portsDir, "*.ports"))
@@ -204,8 +205,10 @@ func (s *Server) start() {
 			time.Sleep(5 * time.Millisecond) // polling interval
 		}
 	}
-	var p int
-	fmt.Sscanf(url[len("nats://127.0.0.1:"):], "%d", &p)
+	p, err := strconv.Atoi(url[len("nats://127.0.0.1:"):])
+	if err != nil {
+		t.Fatalf("natstest: nats-server announced %q: %v", url, err)
+	}
 	s.mu.Lock()
 	s.cmd, s.url, s.monitor, s.done = cmd, url, monitor, done
 	s.opts.Port = p // a restart comes back on the same port
@@ -233,7 +236,7 @@ func (s *Server) signal(sig os.Signal) {
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill() // already gone is as good
 		<-done
 	}
 }

@@ -249,9 +249,9 @@ func ServerOptions() []grpc.ServerOption {
 		// subscriber.
 		grpc.ForceServerCodecV2(preparedCodec{encoding.GetCodecV2(protocodec.Name)}),
 		// Per-connection memory: an idle subscriber should cost little. The
-		// write buffer is returned to a pool between writes; the read buffer
+		// write buffer is returned to a pool between writes (grpc-go's
+		// default since SharedWriteBuffer was deprecated); the read buffer
 		// is small because clients send one request per stream.
-		grpc.SharedWriteBuffer(true),
 		grpc.ReadBufferSize(8 << 10),
 		grpc.WriteBufferSize(16 << 10),
 		// Detect dead clients; allow clients' own keepalive pings.

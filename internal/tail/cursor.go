@@ -25,7 +25,7 @@ func readCursor(path string) (c client.Cursor, ok bool, err error) {
 		return c, false, nil
 	}
 	if err != nil {
-		return c, false, fmt.Errorf("%w: cursor file: %v", ErrConfig, err)
+		return c, false, fmt.Errorf("%w: cursor file: %w", ErrConfig, err)
 	}
 	var f cursorFile
 	if err := json.Unmarshal(b, &f); err != nil || f.Epoch == "" {
@@ -45,7 +45,7 @@ func writeCursor(path string, c client.Cursor) error {
 	if err != nil {
 		return fmt.Errorf("cursor file: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	defer func() { _ = os.Remove(tmp.Name()) }() // after a successful rename, a no-op
 	_, err = tmp.Write(append(b, '\n'))
 	if err == nil {
 		err = tmp.Sync()

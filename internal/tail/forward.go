@@ -44,7 +44,7 @@ func newForwardClient(timeout time.Duration) *http.Client {
 func (f *forwarder) forward(ctx context.Context, ev *eventsv1.Event, epoch string) error {
 	body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("%w: forward: %v", errLocal, err)
+		return fmt.Errorf("%w: forward: %w", errLocal, err)
 	}
 	pause := backoff.Backoff{Min: f.min, Max: f.max, Jitter: true}
 	if pause.Min <= 0 {
@@ -85,7 +85,7 @@ func (f *forwarder) post(ctx context.Context, body []byte, seq uint64, epoch str
 		}
 		return err.Error()
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode/100 == 3:

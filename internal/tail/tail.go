@@ -139,7 +139,7 @@ func (p *printer) handle(ctx context.Context, m *client.Message) error {
 			}
 		}
 		if err := p.print(m.Event); err != nil {
-			return fmt.Errorf("%w: writing the output: %v", errLocal, err)
+			return fmt.Errorf("%w: writing the output: %w", errLocal, err)
 		}
 	case client.KindGap:
 		fmt.Fprintf(p.stderr, "eventsvc tail: gap: events after sequence %d are lost to this stream (%s); it goes on from sequence %d\n",
@@ -164,7 +164,7 @@ func (p *printer) save(c client.Cursor) error {
 		return nil
 	}
 	if err := writeCursor(p.cfg.CursorFile, c); err != nil {
-		return fmt.Errorf("%w: %v", errLocal, err)
+		return fmt.Errorf("%w: %w", errLocal, err)
 	}
 	p.saved = c
 	return nil

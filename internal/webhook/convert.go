@@ -140,7 +140,7 @@ func (d *doc) scanBody(body []byte) error {
 	}
 	err := d.scan(body, MaxDepth, bodyOptions)
 	switch {
-	case err == errSyntax:
+	case errors.Is(err, errSyntax):
 		return rejection(body)
 	case err != nil && !json.Valid(body):
 		return rejection(body) // a fault of the body's structure, before its syntax error

@@ -374,7 +374,7 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(`{"event":"message","timestamp":253402300800000,"contact":{"created_at":"0000-01-01T00:00:00Z"}}`), "")
 	f.Add([]byte(`{"event":"status_update","event_data":{"provider_err_obj":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}}}`), "")
 	f.Add([]byte(`{"event":"message","file_urls":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]}`), "")
-	f.Add([]byte(`{"event":"message","message_id":"ab","channel_key":"a/b"}`), "")
+	f.Add([]byte("{\"event\":\"message\",\"message_id\":\"a\x01b\",\"channel_key\":\"a/b\"}"), "")
 	f.Fuzz(func(t *testing.T, body []byte, channel string) {
 		ev, err := Convert(body, channel, received)
 		if err != nil {

@@ -371,7 +371,7 @@ func (h *Handler) discardBody(r *http.Request, tracker *readTracker) bool {
 		return false // more than can be read: closing at once wastes less
 	}
 	_, err := io.CopyN(io.Discard, r.Body, MaxDiscardBytes+1)
-	return err == io.EOF
+	return errors.Is(err, io.EOF)
 }
 
 // readTracker records whether a body has been read from, which, for a
@@ -418,7 +418,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // the status is sent: a failed write has nobody to tell
 }
 
 // writeStored answers a stored webhook with what writeJSON would write for

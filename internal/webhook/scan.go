@@ -140,7 +140,7 @@ func (d *doc) scan(src []byte, maxDepth int, opts jsontext.Options) error {
 		before := dec.InputOffset()
 		tok, err := dec.ReadToken()
 		switch {
-		case err == io.EOF && len(d.nodes) > 0:
+		case errors.Is(err, io.EOF) && len(d.nodes) > 0:
 			return nil
 		case errors.Is(err, jsontext.ErrDuplicateName):
 			var syn *jsontext.SyntacticError

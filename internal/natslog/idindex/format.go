@@ -125,8 +125,6 @@ type sums struct{ count, digest uint64 }
 
 func (m *sums) add(h, seq uint64) { m.count++; m.digest += mix(h, seq) }
 
-func (m *sums) remove(h, seq uint64) { m.count--; m.digest -= mix(h, seq) }
-
 func (m *sums) merge(o sums) { m.count += o.count; m.digest += o.digest }
 
 // mix is a strong 64-bit mix of an entry (splitmix64's finalizer), so that

@@ -143,7 +143,7 @@ func Open(dir string, id Identity, first uint64) (x *Index, why, err error) {
 	if why != nil {
 		x.closeSegs()
 		if err := x.reset(); err != nil {
-			x.Close()
+			_ = x.Close() // the reset's failure is the one to report
 			return nil, nil, err
 		}
 	}
@@ -256,11 +256,11 @@ func (x *Index) reset() error {
 	x.segs = nil
 	// The state file first: should the process stop half-way, what is left
 	// is no index, not a damaged one.
-	os.Remove(x.statePath())
+	_ = os.Remove(x.statePath()) // absent already is as good
 	entries, _ := os.ReadDir(x.dir)
 	for _, e := range entries {
 		if e.Name() != "LOCK" {
-			os.Remove(filepath.Join(x.dir, e.Name()))
+			_ = os.Remove(filepath.Join(x.dir, e.Name())) // a file left over is ignored by load
 		}
 	}
 	s, err := createSegment(x.segPath(1), 1, minPages)
@@ -290,7 +290,7 @@ func (x *Index) Reset(id Identity) error {
 	x.pmu.Unlock()
 	x.id = id
 	if err := x.reset(); err != nil {
-		x.noteDamage(fmt.Errorf("%w: emptying it failed: %v", ErrDamaged, err))
+		_ = x.noteDamage(fmt.Errorf("%w: emptying it failed: %w", ErrDamaged, err))
 		return err
 	}
 	return nil
@@ -323,7 +323,7 @@ func (x *Index) removeStrays() {
 	entries, _ := os.ReadDir(x.dir)
 	for _, e := range entries {
 		if !keep[e.Name()] {
-			os.Remove(filepath.Join(x.dir, e.Name()))
+			_ = os.Remove(filepath.Join(x.dir, e.Name())) // tidying only: load ignores strays
 		}
 	}
 }
@@ -382,8 +382,7 @@ func (x *Index) flush() error {
 		s := x.segs[len(x.segs)-1]
 		room := int64(s.nslots*maxLoadNum/maxLoadDen) - int64(s.total.count)
 		if room <= 0 {
-			var err error
-			if s, err = x.seal(list[0].seq); err != nil {
+			if _, err := x.seal(list[0].seq); err != nil {
 				return err
 			}
 			continue
@@ -684,7 +683,7 @@ func (x *Index) Expire(first uint64) (int, error) {
 	}
 	for _, s := range gone {
 		s.f.Close()
-		os.Remove(s.f.Name())
+		_ = os.Remove(s.f.Name()) // a stray segment is ignored by load
 	}
 	return n, nil
 }
