@@ -200,7 +200,7 @@ func acceptsSSE(r *http.Request) bool {
 type httpSink struct {
 	w           http.ResponseWriter
 	rc          *http.ResponseController
-	format      *stream.Format
+	format      *stream.Format[[]byte]
 	contentType string
 	started     bool
 	buf         []byte
@@ -224,7 +224,7 @@ func (s *httpSink) Send(msgs []*stream.Message) (int, error) {
 	// is written from its shared encoding rather than copied, so that what a
 	// stream holds of its own stays within maxBatch whatever it sends.
 	for _, m := range msgs {
-		b, err := m.Encode(s.format)
+		b, err := s.format.Encode(m)
 		if err != nil {
 			return 0, err
 		}

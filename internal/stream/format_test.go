@@ -30,7 +30,7 @@ func (f formatSink) Send(msgs []*stream.Message) (int, error) {
 		if m.Kind() != stream.KindEvent {
 			continue
 		}
-		b, err := m.Encode(countingFormat)
+		b, err := countingFormat.Encode(m)
 		if err != nil {
 			return 0, err
 		}

@@ -120,22 +120,42 @@ func (g *grpcSink) Send(msgs []*Message) (int, error) {
 	return len(msgs), nil
 }
 
+// grpcMessage is a Message's encoding for gRPC (grpcFormat), shared by
+// every stream that sends it: its protobuf bytes as the one buffer the
+// codec hands the transport, and, for an event, the frame that the first
+// stream to send it prepared (grpc.PreparedMsg saves every other send the
+// framing and its allocations). The frame is prepared on a stream, not by
+// grpcFormat's encoder, because grpc.PreparedMsg takes its codec and
+// compressor from a stream.
+type grpcMessage struct {
+	pb       mem.BufferSlice
+	prepared atomic.Pointer[grpc.PreparedMsg]
+}
+
+// grpcFormat encodes a Message for gRPC once, however many streams send it.
+var grpcFormat = NewFormat(func(m *Message) (*grpcMessage, error) {
+	// A SliceBuffer does not return its bytes to a pool when freed, so the
+	// shared bytes are never recycled under another subscriber.
+	return &grpcMessage{pb: mem.BufferSlice{mem.SliceBuffer(m.Protobuf())}}, nil
+})
+
 // wire is what SendMsg is given for m: an event as a grpc.PreparedMsg,
-// framed once for every stream that sends it (see Message.prepared), or m
-// itself, which the codec sends as its prepared bytes.
+// framed once for every stream that sends it, or m's grpcMessage, which the
+// codec sends as its protobuf bytes.
 func (g *grpcSink) wire(m *Message) any {
-	if m.kind != KindEvent || !sharePrepared {
-		return m
+	w, _ := grpcFormat.Encode(m) // grpcFormat's encoder cannot fail
+	if m.Kind() != KindEvent || !sharePrepared {
+		return w
 	}
-	if p := m.prepared.Load(); p != nil {
+	if p := w.prepared.Load(); p != nil {
 		return p
 	}
 	p := new(grpc.PreparedMsg)
-	if err := p.Encode(g.out, m); err != nil {
-		return m
+	if err := p.Encode(g.out, w); err != nil {
+		return w
 	}
-	m.prepared.CompareAndSwap(nil, p)
-	return m.prepared.Load()
+	w.prepared.CompareAndSwap(nil, p)
+	return w.prepared.Load()
 }
 
 // sharePrepared: a PreparedMsg framed on one stream may be sent on another
@@ -239,14 +259,13 @@ func interruptibleStreams(ctx context.Context, info *tap.Info) (context.Context,
 
 // ServerOptions returns the options of a gRPC server that serves
 // EventService: the tap handle that lets a stream cut a stuck send short,
-// the codec that sends each event as the hub encoded it once for all its
-// subscribers, and per-connection settings that keep idle subscribers cheap.
-// Add the server's own (credentials, interceptors) to them.
+// the codec that sends each message as grpcFormat encoded it once for all
+// its subscribers, and per-connection settings that keep idle subscribers
+// cheap. Add the server's own (credentials, interceptors) to them.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.InTapHandle(interruptibleStreams),
-		// Events are encoded once by the hub and sent as is to every
-		// subscriber.
+		// Messages are encoded once and sent as is to every subscriber.
 		grpc.ForceServerCodecV2(preparedCodec{encoding.GetCodecV2(protocodec.Name)}),
 		// Per-connection memory: an idle subscriber should cost little. The
 		// write buffer is returned to a pool between writes; the read buffer
@@ -260,12 +279,12 @@ func ServerOptions() []grpc.ServerOption {
 	}
 }
 
-// preparedCodec sends a *Message as its protobuf bytes, encoded once;
+// preparedCodec sends a *grpcMessage as its protobuf bytes, encoded once;
 // everything else goes through the standard protobuf codec.
 type preparedCodec struct{ encoding.CodecV2 }
 
 func (c preparedCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(*Message); ok {
+	if m, ok := v.(*grpcMessage); ok {
 		// gRPC reads the slice and frees its buffers, which for a
 		// SliceBuffer does nothing; it neither changes nor keeps the slice.
 		return m.pb, nil
