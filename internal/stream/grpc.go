@@ -23,27 +23,29 @@ import (
 
 // StreamEvents implements EventService.StreamEvents over gRPC: Subscribe
 // with the gRPC stream as the sink. Serve it with ServerOptions, which make
-// a send that the client does not take cut short (see Interrupter).
+// a send that the client does not take cut short (see grpcSink).
 func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
 	sink := newGRPCSink(out, s.opts.WriteTimeout)
 	defer sink.close()
 	return s.Subscribe(out.Context(), req, sink)
 }
 
-// grpcSink sends a stream's messages with SendMsg.
+// grpcSink sends a stream's messages with SendMsg. It is a transport like
+// any other to the core: it uses only what the core offers every sink (it
+// is a Watcher and an Interrupter, and encodes in a Format of its own).
 //
 // grpc-go's SendMsg blocks while the client's flow-control window is full
 // and has no deadline of its own; what unblocks it is the end of the
 // stream's context, which the transport watches. ServerOptions's tap handle
 // gives every StreamEvents call a context that the sink can cancel: the
 // watchdog does so when a send has made no progress for the write timeout,
-// and Service.Interrupt at the end of a shutdown's grace period. The message
-// being sent is then not queued to the transport, so the last message whose
+// and Interrupt at the end of a shutdown's grace period. The message being
+// sent is then not queued to the transport, so the last message whose
 // SendMsg succeeded is exactly the last the client gets.
 //
 // A SendMsg that fails makes grpc-go end the stream at once with
 // CANCELLED, ahead of the handler's own status. So that the client still
-// learns why and where to resume, interrupt first sets, as trailer metadata,
+// learns why and where to resume, Interrupt first sets, as trailer metadata,
 // the status details the handler would have sent, under CANCELLED (the one
 // code grpc-go then accepts with them). A send that completes as the cut
 // comes (grpc-go may still take it) ends Send at once: no SendMsg follows a
@@ -63,10 +65,9 @@ type grpcSink struct {
 	progress atomic.Uint64 // messages sent, ever
 	seen     atomic.Uint64 // progress when the watchdog last looked
 
-	// Set by prepare, before the first send.
-	sub   *subscriber
-	epoch string
-	// sent is the cursor of the last message SendMsg took.
+	// st is the stream, set by Watch before the first send.
+	st Stream
+	// sent is the cursor of the last message SendMsg took (0: none yet).
 	sent atomic.Uint64
 	// cut is set once the sink was interrupted: no SendMsg is attempted
 	// after, so the trailer's resume position stays exact.
@@ -85,11 +86,8 @@ func newGRPCSink(out grpc.ServerStream, timeout time.Duration) *grpcSink {
 	return g
 }
 
-// prepare tells the sink its stream and where it starts.
-func (g *grpcSink) prepare(sub *subscriber, c cursor) {
-	g.sub, g.epoch = sub, c.epoch
-	g.sent.Store(c.last)
-}
+// Watch is told the stream the sink serves, before the first send.
+func (g *grpcSink) Watch(st Stream) { g.st = st }
 
 func (g *grpcSink) Send(msgs []*Message) (int, error) {
 	g.busy.Store(true)
@@ -106,8 +104,8 @@ func (g *grpcSink) Send(msgs []*Message) (int, error) {
 			return i, err
 		}
 		g.progress.Add(1)
-		if m.cursor > g.sent.Load() {
-			g.sent.Store(m.cursor)
+		if c := m.Cursor(); c > g.sent.Load() {
+			g.sent.Store(c)
 		}
 		// A cut that came while this send completed (grpc-go may take a
 		// message even as its context ends) read sent before it moved: the
@@ -211,21 +209,26 @@ var errInterrupted = errors.New("stream: send interrupted")
 func (g *grpcSink) stall() {
 	// The stream ends first, so that however the send turns out, the
 	// handler returns a status with the exact position.
-	g.sub.stop(stalled(g.timeout))
+	g.st.Stall()
 	g.stalled.Store(true)
-	g.interrupt(g.sub.ended())
+	g.Interrupt()
 }
 
-// interrupt cuts short the send in progress (and any later one), leaving
-// the client the status details of e with the resume position. It may be
-// called from any goroutine, more than once.
-func (g *grpcSink) interrupt(e *ending) {
+// Interrupt cuts short the send in progress (and any later one), leaving
+// the client the status details of the stream's ending with the resume
+// position. It may be called from any goroutine, more than once.
+func (g *grpcSink) Interrupt() {
 	if g.cancel == nil || !g.cut.CompareAndSwap(false, true) {
 		return
 	}
-	st := resumeStatus(codes.Canceled, e.reason, e.msg, g.sent.Load(), g.epoch)
-	if b, err := proto.Marshal(status.Convert(st).Proto()); err == nil {
-		g.out.SetTrailer(metadata.Pairs(statusDetailsTrailer, string(b)))
+	if err := g.st.Status(g.sent.Load()); err != nil {
+		// The details of the stream's own status, under the one code that
+		// grpc-go accepts with them after a failed send.
+		st := status.Convert(err).Proto()
+		st.Code = int32(codes.Canceled)
+		if b, err := proto.Marshal(st); err == nil {
+			g.out.SetTrailer(metadata.Pairs(statusDetailsTrailer, string(b)))
+		}
 	}
 	g.cancel()
 }

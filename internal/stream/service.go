@@ -291,7 +291,7 @@ func (s *Service) Interrupt() {
 		// ends here, so that the order of the two does not matter.
 		sub.stop(endShutdown)
 		if sub.interrupt != nil {
-			sub.interrupt(sub.ended())
+			sub.interrupt()
 		}
 	}
 }
@@ -344,28 +344,6 @@ func (s *Service) Revalidate(lookup func(credential string) (*filter.Scope, bool
 	return revoked, narrowed
 }
 
-// Sink is a stream's transport. The stream's writer, one goroutine for the
-// stream's whole life, calls it; never concurrently.
-type Sink interface {
-	// Send writes msgs, in order, and returns how many it handed to the
-	// transport. An error ends the stream; it wraps ErrStalled when the
-	// client read nothing for the transport's write timeout.
-	Send(msgs []*Message) (int, error)
-}
-
-// Interrupter is a Sink whose send in progress can be cut short from
-// another goroutine: Interrupt makes it fail soon. Service.Interrupt calls it
-// for streams that have ended but whose send is stuck; the gRPC sink has its
-// own, which also tells the client its resume position.
-type Interrupter interface {
-	Sink
-	Interrupt()
-}
-
-// ErrStalled is what a Sink's error wraps when the client read nothing for
-// the transport's write timeout.
-var ErrStalled = errors.New("stream: the client stopped reading")
-
 // Subscribe serves one stream over sink: it validates req, resolves its
 // start position, replays stored events if it starts in the past, then
 // sends live events until ctx ends, the server ends the stream, or sink
@@ -413,12 +391,11 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		// positions may be of either log.
 		return status.Error(codes.Unavailable, "the event log was created again while the stream started; retry the request")
 	}
-	switch sk := sink.(type) {
-	case *grpcSink:
-		sk.prepare(sub, c)
-		sub.interrupt = sk.interrupt
-	case Interrupter:
-		sub.interrupt = func(*ending) { sk.Interrupt() }
+	if w, ok := sink.(Watcher); ok {
+		w.Watch(Stream{sub: sub, start: c.last, timeout: s.opts.WriteTimeout})
+	}
+	if i, ok := sink.(Interrupter); ok {
+		sub.interrupt = i.Interrupt
 	}
 	started, revoked := s.track(sub)
 	if !started {
@@ -591,9 +568,9 @@ func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) 
 // sendFailed returns the status of a stream whose sink failed.
 func (s *Service) sendFailed(sub *subscriber, err error, c *cursor) error {
 	if errors.Is(err, ErrStalled) {
-		// The gRPC watchdog has ended the stream already; an HTTP sink's
-		// write deadline has not. Either way it is an eviction, counted
-		// here, once, whoever cut the send.
+		// A Watcher (the gRPC sink) has ended the stream already; a sink
+		// cut by its transport's write deadline (HTTP) has not. Either way
+		// it is an eviction, counted here, once, whoever cut the send.
 		sub.stop(stalled(s.opts.WriteTimeout))
 		if e := sub.ended(); e.stall {
 			s.obs.SubscriberEvicted(sub.client.Name)
