@@ -3,33 +3,11 @@ package client
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-func TestDelays(t *testing.T) {
-	b := newDelays(100*time.Millisecond, time.Second)
-	caps := []time.Duration{100, 200, 400, 800, 1000, 1000, 1000}
-	for i, c := range caps {
-		c *= time.Millisecond
-		d, n := b.next()
-		if n != i+1 || d < c/2 || d > c {
-			t.Fatalf("attempt %d: %v (number %d), want within [%v, %v]", i+1, d, n, c/2, c)
-		}
-	}
-	for range 100 { // far past the cap: no overflow
-		if d, _ := b.next(); d < 500*time.Millisecond || d > time.Second {
-			t.Fatalf("late attempt: %v", d)
-		}
-	}
-	b.reset()
-	if d, n := b.next(); n != 1 || d > 100*time.Millisecond {
-		t.Fatalf("after reset: %v, number %d", d, n)
-	}
-}
 
 func withResume(code codes.Code) error {
 	st, err := status.New(code, "ended").WithDetails(&errdetails.ErrorInfo{

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/backoff"
 )
 
 // Kind says what a Message carries.
@@ -135,7 +135,8 @@ func (c *Client) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReques
 	if r.AfterSequence != nil {
 		cur = Cursor{After: r.GetAfterSequence(), Epoch: r.GetEpoch()}
 	}
-	b := newDelays(c.opts.MinBackoff, c.opts.MaxBackoff)
+	// Clients cut off together must not come back together: jitter.
+	b := backoff.Backoff{Min: c.opts.MinBackoff, Max: c.opts.MaxBackoff, Jitter: true}
 	for {
 		received, err := c.stream(ctx, r, &cur, h)
 		if ctx.Err() != nil {
@@ -149,12 +150,13 @@ func (c *Client) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReques
 			return fmt.Errorf("client: stream events: %w", err)
 		}
 		if received {
-			b.reset()
+			b.Reset()
 		}
 		if after, epoch, ok := ResumePosition(err); ok && (cur.Epoch == "" || cur.Epoch == epoch) && (cur.IsZero() || after >= cur.After) {
 			cur = Cursor{After: after, Epoch: epoch}
 		}
-		delay, attempt := b.next()
+		delay := b.Next()
+		attempt := b.Attempt()
 		if err := h(ctx, &Message{Kind: KindReconnect, Err: err, Delay: delay, Attempt: attempt, Cursor: cur}); err != nil {
 			return err
 		}
@@ -284,30 +286,4 @@ func ResumePosition(err error) (after uint64, epoch string, ok bool) {
 		}
 	}
 	return 0, "", false
-}
-
-// delays is a capped exponential backoff with jitter: attempt n waits a
-// random time between half and all of min·2ⁿ⁻¹, capped at max, so that
-// clients cut off together do not come back together.
-type delays struct {
-	min, max time.Duration
-	attempt  int
-}
-
-func newDelays(min, max time.Duration) *delays { return &delays{min: min, max: max} }
-
-func (b *delays) reset() { b.attempt = 0 }
-
-// next returns the wait before the next attempt and that attempt's number
-// (1 for the first since a reset).
-func (b *delays) next() (time.Duration, int) {
-	b.attempt++
-	d := b.max
-	if b.attempt < 32 {
-		if e := b.min << (b.attempt - 1); e > 0 && e < b.max {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1), b.attempt
 }

@@ -18,7 +18,9 @@ import (
 
 	"github.com/eventsvc/eventsvc/client"
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/send"
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 	"github.com/eventsvc/eventsvc/internal/tail"
 )
 
@@ -99,105 +101,64 @@ func runSend(args []string, getenv func(string) string, stdin io.Reader, stdout,
 	return exitStatus(send.Run(ctx, cfg, stdin, stdout), stderr, send.ErrConfig)
 }
 
-// repeated is a flag that may be given several times, each a
-// comma-separated list; values accumulate.
-type repeated []string
-
-func (r *repeated) String() string { return strings.Join(*r, ",") }
-
-func (r *repeated) Set(s string) error {
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*r = append(*r, v)
-		}
-	}
-	return nil
-}
-
-// secretString is a string flag whose value is never printed.
-type secretString struct{ s *string }
-
-func (secretString) String() string       { return "" }
-func (v secretString) Set(s string) error { *v.s = s; return nil }
-
-// applyEnv sets each flag of twins from its environment variable, unless it
-// is given on the command line (which is parsed after, and wins).
-func applyEnv(fs *flag.FlagSet, getenv func(string) string, twins ...string) error {
-	for _, name := range twins {
-		env := envName(name)
-		if v := getenv(env); v != "" {
-			if err := fs.Set(name, v); err != nil {
-				return fmt.Errorf("%s (--%s): invalid value: %v", env, name, err)
-			}
-		}
-	}
-	return nil
-}
-
 func parseTail(args []string, getenv func(string) string, out io.Writer) (tail.Config, error) {
-	fs := flag.NewFlagSet("eventsvc tail", flag.ContinueOnError)
-	fs.SetOutput(out)
+	f := newFlags("eventsvc tail", out, getenv)
 	var (
-		cfg                               tail.Config
-		addr, token, ca, cert, key, sni   string
+		cfg                               = tail.Config{Output: tail.OutputText}
+		addr                              = config.Default().GRPCAddr
+		token, ca, cert, key, sni         string
 		plaintext, fromEarliest, allowGap bool
-		channels, providers, types, stats repeated
+		channels, providers, types, stats []string
 		since, epoch, afterSeq            string
-		minBackoff, maxBackoff            time.Duration
+		minBackoff, maxBackoff            = client.DefaultMinBackoff, client.DefaultMaxBackoff
 	)
-	fs.StringVar(&addr, "addr", "127.0.0.1:9090", "eventsvc's gRPC address")
-	fs.Var(secretString{&token}, "token", "bearer token (prefer the environment: EVENTSVC_TOKEN)")
-	fs.StringVar(&ca, "tls-ca", "", "CA (PEM) of the server's certificate; implies TLS")
-	fs.StringVar(&cert, "tls-cert", "", "client certificate (PEM), with --tls-key; implies TLS")
-	fs.StringVar(&key, "tls-key", "", "client certificate's private key (PEM)")
-	fs.StringVar(&sni, "tls-server-name", "", "name to verify the server's certificate against (default: the host of --addr)")
-	fs.BoolVar(&plaintext, "plaintext", false, "no TLS, even to an address that is not loopback (default: TLS, except to a loopback address without --tls-ca/--tls-cert)")
-	fs.Var(&channels, "channel-key", "channel key to receive (repeatable, or comma-separated)")
-	fs.Var(&providers, "provider", "provider to receive: twlo, twlowa, gswa, tlnx or an enum name (repeatable)")
-	fs.Var(&types, "type", "event type to receive: message, status_update, unknown (repeatable)")
-	fs.Var(&stats, "status", "status to receive (status updates only): sent, delivered, failed, … (repeatable)")
-	fs.BoolVar(&fromEarliest, "from-earliest", false, "start with the earliest event the log holds")
-	fs.StringVar(&since, "since", "", "start with the events received since a duration ago (1h) or a time (RFC 3339)")
-	fs.StringVar(&afterSeq, "after-sequence", "", "start after this sequence (a saved cursor), with --epoch")
-	fs.StringVar(&epoch, "epoch", "", "the epoch of --after-sequence")
-	fs.BoolVar(&allowGap, "allow-gap", false, "if the cursor cannot be honoured (log recreated, events expired), go on from the earliest event, and say so")
-	fs.StringVar(&cfg.CursorFile, "cursor-file", "", "file to save the position in after each event, and to resume from when it exists")
-	fs.StringVar(&cfg.Output, "output", tail.OutputText, "text (one line per event) or json (one JSON event per line)")
-	fs.StringVar(&cfg.ForwardTo, "forward-to", "", "POST each event as JSON to this URL; the cursor moves on only after a 2xx answer (redirects are not followed)")
-	fs.DurationVar(&minBackoff, "min-backoff", client.DefaultMinBackoff, "first wait before reconnecting or forwarding again")
-	fs.DurationVar(&maxBackoff, "max-backoff", client.DefaultMaxBackoff, "longest wait before reconnecting or forwarding again")
-	fs.Usage = func() {
+	define(f, &addr, "addr", "eventsvc's gRPC address", withTwin)
+	define(f, &token, "token", "bearer token (prefer the environment)", withTwin, secret)
+	define(f, &ca, "tls-ca", "CA (PEM) of the server's certificate; implies TLS", withTwin)
+	define(f, &cert, "tls-cert", "client certificate (PEM), with --tls-key; implies TLS")
+	define(f, &key, "tls-key", "client certificate's private key (PEM)")
+	define(f, &sni, "tls-server-name", "name to verify the server's certificate against (default: the host of --addr)")
+	define(f, &plaintext, "plaintext", "no TLS, even to an address that is not loopback (default: TLS, except to a loopback address without --tls-ca/--tls-cert)")
+	define(f, &channels, "channel-key", "channel key to receive (repeatable, or comma-separated)")
+	define(f, &providers, "provider", "provider to receive: twlo, twlowa, gswa, tlnx or an enum name (repeatable)")
+	define(f, &types, "type", "event type to receive: message, status_update, unknown (repeatable)")
+	define(f, &stats, "status", "status to receive (status updates only): sent, delivered, failed, … (repeatable)")
+	define(f, &fromEarliest, "from-earliest", "start with the earliest event the log holds")
+	define(f, &since, "since", "start with the events received since a duration ago (1h) or a time (RFC 3339)")
+	define(f, &afterSeq, "after-sequence", "start after this sequence (a saved cursor), with --epoch")
+	define(f, &epoch, "epoch", "the epoch of --after-sequence")
+	define(f, &allowGap, "allow-gap", "if the cursor cannot be honoured (log recreated, events expired), go on from the earliest event, and say so")
+	define(f, &cfg.CursorFile, "cursor-file", "file to save the position in after each event, and to resume from when it exists")
+	define(f, &cfg.Output, "output", "text (one line per event) or json (one JSON event per line)")
+	define(f, &cfg.ForwardTo, "forward-to", "POST each event as JSON to this URL; the cursor moves on only after a 2xx answer (redirects are not followed)")
+	define(f, &minBackoff, "min-backoff", "first wait before reconnecting or forwarding again")
+	define(f, &maxBackoff, "max-backoff", "longest wait before reconnecting or forwarding again")
+	f.fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: eventsvc tail [flags]\n\nPrints the events of a running eventsvc as they arrive, reconnecting and resuming by itself.\n"+
-			"Environment: EVENTSVC_ADDR, EVENTSVC_TOKEN, EVENTSVC_TLS_CA (a flag given wins).\n\n")
-		fs.PrintDefaults()
+			"A flag given on the command line wins over its environment variable [$…].\n\n")
+		f.fs.PrintDefaults()
 	}
-	if err := applyEnv(fs, getenv, "addr", "token", "tls-ca"); err != nil {
+	if err := f.parse(args); err != nil {
 		return cfg, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
 	req := &eventsv1.StreamEventsRequest{ChannelKeys: channels, FromEarliest: fromEarliest, AllowGap: allowGap}
 	for _, p := range providers {
-		v, _, err := parseProvider(p)
+		v, err := sociocs.Providers.Parse(p)
 		if err != nil {
 			return cfg, fmt.Errorf("--provider: %v", err)
 		}
 		req.Providers = append(req.Providers, v)
 	}
 	for _, t := range types {
-		v, err := parseType(t)
+		v, err := sociocs.EventTypes.Parse(t)
 		if err != nil {
 			return cfg, fmt.Errorf("--type: %v", err)
 		}
 		req.Types = append(req.Types, v)
 	}
 	for _, s := range stats {
-		v, _, err := parseStatus(s)
+		v, err := sociocs.Statuses.Parse(s)
 		if err != nil {
 			return cfg, fmt.Errorf("--status: %v", err)
 		}
@@ -273,42 +234,37 @@ func isLoopback(addr string) bool {
 }
 
 func parseSend(args []string, getenv func(string) string, out io.Writer) (send.Config, error) {
-	fs := flag.NewFlagSet("eventsvc send", flag.ContinueOnError)
-	fs.SetOutput(out)
-	var cfg send.Config
+	f := newFlags("eventsvc send", out, getenv)
+	cfg := send.Config{URL: send.DefaultURL, Timeout: send.DefaultTimeout}
 	var provider, status string
-	fs.StringVar(&cfg.URL, "url", send.DefaultURL, "eventsvc's webhook URL; status updates go to <url>/<channel key>")
-	fs.StringVar(&cfg.Type, "type", "", "message (default) or status_update")
-	fs.StringVar(&provider, "provider", "", "provider code: twlo, twlowa, gswa, tlnx (default: the channel key's prefix)")
-	fs.StringVar(&cfg.ChannelKey, "channel-key", "", "channel key (default "+send.DefaultChannelKey+", or the provider's code with that number)")
-	fs.StringVar(&status, "status", "", "status of a status update: sent, delivered (default), read, failed, …")
-	fs.StringVar(&cfg.Text, "text", "", "text of a message (default \""+send.DefaultText+"\")")
-	fs.StringVar(&cfg.MessageID, "message-id", "", "message_id (default: a new one each time)")
-	fs.StringVar(&cfg.File, "file", "", "send this file's content as the body, as it is (-: standard input)")
-	fs.Var(secretString{&cfg.Secret}, "webhook-secret", "sign with this secret (X-Sociocs-Signature); prefer the environment: EVENTSVC_WEBHOOK_SECRET")
-	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "bound on the request")
-	fs.Usage = func() {
+	define(f, &cfg.URL, "url", "eventsvc's webhook URL; status updates go to <url>/<channel key>", twinNamed("EVENTSVC_WEBHOOK_URL"))
+	define(f, &cfg.Type, "type", "message (default) or status_update")
+	define(f, &provider, "provider", "provider code: twlo, twlowa, gswa, tlnx (default: the channel key's prefix)")
+	define(f, &cfg.ChannelKey, "channel-key", "channel key (default "+send.DefaultChannelKey+", or the provider's code with that number)")
+	define(f, &status, "status", "status of a status update: sent, delivered (default), read, failed, …")
+	define(f, &cfg.Text, "text", "text of a message (default \""+send.DefaultText+"\")")
+	define(f, &cfg.MessageID, "message-id", "message_id (default: a new one each time)")
+	define(f, &cfg.File, "file", "send this file's content as the body, as it is (-: standard input)")
+	define(f, &cfg.Secret, "webhook-secret", "sign with this secret (X-Sociocs-Signature); prefer the environment", withTwin, secret)
+	define(f, &cfg.Timeout, "timeout", "bound on the request")
+	f.fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: eventsvc send [flags]\n\nPosts a Sociocs webhook to a running eventsvc and prints the answer.\n"+
-			"Environment: EVENTSVC_WEBHOOK_URL, EVENTSVC_WEBHOOK_SECRET (a flag given wins).\n\n")
-		fs.PrintDefaults()
-	}
-	if v := getenv("EVENTSVC_WEBHOOK_URL"); v != "" {
-		cfg.URL = v
-	}
-	if err := applyEnv(fs, getenv, "webhook-secret"); err != nil {
-		return cfg, err
+			"A flag given on the command line wins over its environment variable [$…].\n\n")
+		f.fs.PrintDefaults()
 	}
 	// The server's EVENTSVC_WEBHOOK_SECRET may list several secrets (a
-	// rotation): any of them signs.
-	cfg.Secret, _, _ = strings.Cut(cfg.Secret, ",")
-	if err := fs.Parse(args); err != nil {
+	// rotation): any of them signs, so the first is taken from there; a
+	// --webhook-secret is taken as it is.
+	secrets := getenv("EVENTSVC_WEBHOOK_SECRET")
+	if err := f.parse(args); err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if secrets != "" && cfg.Secret == secrets {
+		cfg.Secret, _, _ = strings.Cut(cfg.Secret, ",")
 	}
 	if provider != "" {
-		_, code, err := parseProvider(provider)
+		p, err := sociocs.Providers.Parse(provider)
+		code := sociocs.Providers.Code(p)
 		if err == nil && code == "" {
 			err = fmt.Errorf("provider %q has no Sociocs code: send a body of your own with --file", provider)
 		}
@@ -318,7 +274,8 @@ func parseSend(args []string, getenv func(string) string, out io.Writer) (send.C
 		cfg.Provider = code
 	}
 	if status != "" {
-		_, code, err := parseStatus(status)
+		st, err := sociocs.Statuses.Parse(status)
+		code := sociocs.Statuses.Code(st)
 		if err == nil && code == "" {
 			err = fmt.Errorf("status %q has no Sociocs string: send a body of your own with --file", status)
 		}
@@ -328,7 +285,7 @@ func parseSend(args []string, getenv func(string) string, out io.Writer) (send.C
 		cfg.Status = code
 	}
 	if cfg.Type != "" {
-		t, err := parseType(cfg.Type)
+		t, err := sociocs.EventTypes.Parse(cfg.Type)
 		switch {
 		case err != nil:
 			return cfg, fmt.Errorf("--type: %v", err)

@@ -53,6 +53,9 @@ func TestParse(t *testing.T) {
 		{"metrics on the HTTP port by default", nil, nil, func(c config.Config) bool { return c.MetricsAddr == "" }},
 		{"metrics address in the environment", nil, map[string]string{"EVENTSVC_METRICS_ADDR": "10.0.0.1:9100"},
 			func(c config.Config) bool { return c.MetricsAddr == "10.0.0.1:9100" }},
+		{"pprof off by default", nil, nil, func(c config.Config) bool { return !c.PProf }},
+		{"pprof on the metrics port", []string{"--pprof", "--metrics-addr", "127.0.0.1:0"}, nil,
+			func(c config.Config) bool { return c.PProf && c.MetricsAddr == "127.0.0.1:0" }},
 		{"metrics address by flag", []string{"--metrics-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, nil,
 			func(c config.Config) bool { return c.MetricsAddr == "127.0.0.1:0" }},
 		{"readiness interval by default", nil, nil,
@@ -144,6 +147,7 @@ func TestParseRejectsNamingTheSetting(t *testing.T) {
 		{"cluster wait", []string{"--cluster-wait", "0s"}, nil, "--cluster-wait"},
 		{"stream token TTL below a second", []string{"--stream-token-ttl", "500ms"}, nil, "--stream-token-ttl: must be at least 10s, got 500ms"},
 		{"stream token TTL too short in the environment", nil, map[string]string{"EVENTSVC_STREAM_TOKEN_TTL": "9s"}, "--stream-token-ttl: must be at least 10s, got 9s"},
+		{"pprof without a metrics port", []string{"--pprof"}, nil, "--pprof: needs --metrics-addr"},
 		{"negative sync interval", []string{"--sync-interval", "-1s"}, nil, "--sync-interval: must not be negative"},
 		{"sync interval and sync always", []string{"--sync-interval", "1s", "--sync-always"}, nil, "--sync-interval: give --sync-interval or --sync-always, not both"},
 		{"sync interval with an external server", []string{"--sync-interval", "1s", "--nats-url", "nats://n:4222"}, nil, "--sync-interval: applies to the embedded server"},
@@ -170,7 +174,7 @@ func TestHelpListsEverySettingWithItsDefault(t *testing.T) {
 	for _, want := range []string{"-http-addr", "127.0.0.1:8080", "-metrics-addr", "-nats-url", "-retention-max-age", "168h0m0s", "EVENTSVC_HTTP_ADDR",
 		"-http-read-header-timeout", "-http-read-timeout", "-http-idle-timeout", "-http-write-timeout", "-grpc-max-recv-msg-size", "4194304",
 		"-grpc-max-send-msg-size", "16777216", "-list-default-page-size", "-list-max-page-size", "-shutdown-timeout", "15s",
-		"-cluster-listen", "-cluster-peers", "-cluster-name", "-node-name", "-cluster-ca", "-cluster-wait", "2m0s", "-replicas", "-stream-token-ttl", "at least 10s", "-sync-interval", "-sync-always"} {
+		"-cluster-listen", "-cluster-peers", "-cluster-name", "-node-name", "-cluster-ca", "-cluster-wait", "2m0s", "-replicas", "-stream-token-ttl", "at least 10s", "-sync-interval", "-sync-always", "-pprof"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q", want)
 		}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -59,12 +59,8 @@ type App struct {
 	authn      *authenticator // nil: the API is open
 	grpcServer *grpc.Server
 	grpcLn     net.Listener
-	// gwServer serves the gateway alone, in-process (see memListener).
-	gwServer   *grpc.Server
-	gwLn       *memListener
 	httpServer *http.Server
 	httpLn     net.Listener
-	gwConn     *grpc.ClientConn
 	hook       *webhook.Handler
 
 	// metricsServer serves /metrics on a port of its own (nil: /metrics is
@@ -209,52 +205,42 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	watchesStopped := make(chan struct{})
 	a.stopWatches = sync.OnceFunc(func() { close(watchesStopped) })
 	healthSvc := healthService{Server: a.health, stopped: watchesStopped}
-	// Two servers with the same services: the public one on the gRPC port
-	// (TLS when configured), and one that only the gateway reaches, which
-	// may trust the certificate subject the gateway forwards.
-	newServer := func(forwarded bool, extra ...grpc.ServerOption) *grpc.Server {
-		opts := append(grpcOptions(cfg.GRPC), a.metrics.GRPCServerOptions()...)
-		opts = append(opts, extra...)
-		if a.authn != nil {
-			au := *a.authn
-			au.forwarded = forwarded
-			opts = append(opts, grpc.ChainUnaryInterceptor(au.unary), grpc.ChainStreamInterceptor(au.stream))
-		}
-		srv := grpc.NewServer(opts...)
-		eventsv1.RegisterEventServiceServer(srv, a.svc)
-		healthpb.RegisterHealthServer(srv, healthSvc)
-		if cfg.GRPCReflection {
-			reflection.Register(srv)
-		}
-		return srv
+	// Metrics, then authentication: the gRPC server's interceptors, which
+	// the gateway also runs around REST unary calls, so that those are
+	// counted and authenticated as the same calls over gRPC.
+	unary := []grpc.UnaryServerInterceptor{a.metrics.UnaryServerInterceptor()}
+	streaming := []grpc.StreamServerInterceptor{a.metrics.StreamServerInterceptor()}
+	if a.authn != nil {
+		unary = append(unary, a.authn.unary)
+		streaming = append(streaming, a.authn.stream)
 	}
-	var public []grpc.ServerOption
+	opts := append(grpcOptions(cfg.GRPC), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(streaming...))
 	if grpcTLS != nil {
-		public = append(public, grpc.Creds(credentials.NewTLS(grpcTLS)))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(grpcTLS)))
 	}
-	a.grpcServer = newServer(false, public...)
-	a.gwServer = newServer(true)
-	a.gwLn = newMemListener()
+	a.grpcServer = grpc.NewServer(opts...)
+	eventsv1.RegisterEventServiceServer(a.grpcServer, a.svc)
+	healthpb.RegisterHealthServer(a.grpcServer, healthSvc)
+	if cfg.GRPCReflection {
+		reflection.Register(a.grpcServer)
+	}
 	a.metrics.InitializeGRPC(a.grpcServer)
 	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
-	a.goServe("grpc-gateway", func() error { return a.gwServer.Serve(a.gwLn) })
 
-	// The gateway receives what the server sends and sends what it receives:
-	// the same bounds, the other way round.
-	a.gwConn, err = grpc.NewClient("passthrough:///gateway",
-		grpc.WithContextDialer(a.gwLn.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(cfg.GRPC.MaxSendMsgSize),
-			grpc.MaxCallSendMsgSize(cfg.GRPC.MaxRecvMsgSize)))
-	if err != nil {
-		return nil, fmt.Errorf("app: gateway connection: %w", err)
+	// REST unary calls reach the service in process, with the gRPC
+	// server's interceptors and message bounds; no gRPC server, connection
+	// or codec stands between (each would encode and decode every event once
+	// more before it is turned into JSON).
+	gwOpts := gateway.Options{
+		Streams:        a.svc,
+		Interceptors:   unary,
+		MaxRecvMsgSize: cfg.GRPC.MaxRecvMsgSize,
+		MaxSendMsgSize: cfg.GRPC.MaxSendMsgSize,
 	}
-	gwOpts := gateway.Options{Streams: a.svc}
 	if a.authn != nil {
 		gwOpts.Authenticate = a.authn.authenticateHTTP
 	}
-	gw, err := gateway.New(ctx, a.gwConn, gwOpts)
+	gw, err := gateway.New(ctx, a.svc, gwOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +278,15 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		// its series name the clients of the auth file.
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("GET /metrics", a.metrics.Handler(logger))
+		if cfg.PProf {
+			// Profiles show where time and memory go in production; they
+			// name code, not data, but still only on the internal port.
+			metricsMux.HandleFunc("/debug/pprof/", pprof.Index)
+			metricsMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			metricsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			metricsMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			metricsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		// The TLS config is a copy: a server sets HTTP/2 up in its own.
 		a.metricsServer = a.serveHTTP("metrics", a.metricsLn, metricsMux, httpTLS.Clone())
 	}
@@ -306,6 +301,13 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopReadiness = stopReadiness
 	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
+	release := &idleRelease{every: memoryCheckEvery, quiet: quietBeforeRelease, served: a.hook.Served, release: a.releaseMemory}
+	a.goServe("memory", func() error {
+		t := time.NewTicker(memoryCheckEvery)
+		defer t.Stop()
+		release.run(readyCtx, t.C)
+		return nil
+	})
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "metrics", a.MetricsAddr(), "epoch", a.evlog.Epoch(),
 		"tls", grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
@@ -318,7 +320,7 @@ func isAPIPath(path string) bool {
 	return strings.HasPrefix(path, "/v1/") || path == "/openapi.json"
 }
 
-// grpcOptions are the options both gRPC servers start from: the configured
+// grpcOptions are the options the gRPC server starts from: the configured
 // message sizes, then the stream package's, so that its tests and
 // benchmarks measure the server the app runs.
 func grpcOptions(cfg config.GRPC) []grpc.ServerOption {
@@ -413,7 +415,6 @@ func (a *App) shutdown(ctx context.Context) error {
 	stopped := make(chan struct{})
 	go func() {
 		a.grpcServer.GracefulStop()
-		a.gwServer.GracefulStop()
 		close(stopped)
 	}()
 	// Every call has ended by now; what a graceful stop still waits for is
@@ -426,11 +427,9 @@ func (a *App) shutdown(ctx context.Context) error {
 	case <-unread.C:
 		a.log.Warn("closing gRPC connections whose clients did not read the end of their streams", "after", grace)
 		a.grpcServer.Stop()
-		a.gwServer.Stop()
 		<-stopped
 	case <-ctx.Done():
 		a.grpcServer.Stop()
-		a.gwServer.Stop()
 		<-stopped
 		errs = append(errs, fmt.Errorf("app: grpc shutdown: %w", ctx.Err()))
 	}
@@ -503,16 +502,10 @@ func (a *App) closeAll() {
 	if a.stopReadiness != nil {
 		a.stopReadiness()
 	}
-	if a.gwConn != nil {
-		a.gwConn.Close()
-	}
 	if a.grpcServer != nil {
 		a.grpcServer.Stop()
 	} else if a.grpcLn != nil {
 		a.grpcLn.Close()
-	}
-	if a.gwServer != nil {
-		a.gwServer.Stop()
 	}
 	if a.httpServer != nil {
 		a.httpServer.Close()

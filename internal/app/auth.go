@@ -6,11 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,7 +21,6 @@ import (
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
 	"github.com/eventsvc/eventsvc/internal/filter"
-	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
@@ -46,15 +43,13 @@ func isOpen(method string) bool {
 
 // authenticator establishes the client of each call (but to openServices) from its
 // bearer token or its TLS client certificate, and puts it in the context for
-// the stream service.
+// the stream service. Its interceptors serve the gRPC server and REST unary
+// calls alike: the gateway presents those with the request's Authorization
+// header as metadata and the HTTP connection as the peer.
 type authenticator struct {
 	store  *auth.Store
 	tokens *auth.StreamTokens
-	// forwarded: the certificate subject comes from the gateway's metadata,
-	// not from the connection. Only the in-process server the gateway alone
-	// can reach sets it.
-	forwarded bool
-	log       *slog.Logger
+	log    *slog.Logger
 }
 
 func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
@@ -69,15 +64,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 			return nil, status.Error(codes.Unauthenticated, `the authorization header is not "Bearer <token>"`)
 		}
 	}
-	var subject string
-	if a.forwarded {
-		if v := md.Get(gateway.ClientSubjectMetadata); len(v) == 1 {
-			subject = v[0]
-		}
-	} else {
-		subject = peerSubject(ctx)
-	}
-	c, cred, err := a.store.Authenticate(token, subject)
+	c, cred, err := a.store.Authenticate(token, peerSubject(ctx))
 	if err != nil {
 		a.log.Warn("request refused: not authenticated", "method", method, "reason", err)
 		return nil, errUnauthenticated
@@ -90,7 +77,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 var errUnauthenticated = status.Error(codes.Unauthenticated, "missing or unknown credential: send \"authorization: Bearer <token>\" with a token of the auth file")
 
 // authenticateHTTP establishes the client of a REST stream request, which
-// the gateway serves without going through the gRPC server: from its
+// the gateway serves without the interceptors: from its
 // Authorization header, else its stream token (the access_token parameter),
 // else its verified TLS client certificate.
 func (a *authenticator) authenticateHTTP(ctx context.Context, r *http.Request, streamToken string) (context.Context, error) {
@@ -212,52 +199,3 @@ func tlsConfigs(c config.TLS) (grpcTLS, httpTLS *tls.Config, err error) {
 	}
 	return grpcTLS, httpTLS, nil
 }
-
-// memListener is an in-process listener: the gateway reaches the gRPC
-// server through it without a socket, without TLS, and without a way for
-// anyone else to connect (which is what lets that server trust the
-// gateway's forwarded certificate subject).
-type memListener struct {
-	conns     chan net.Conn
-	closed    chan struct{}
-	closeOnce sync.Once
-}
-
-func newMemListener() *memListener {
-	return &memListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *memListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *memListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *memListener) Addr() net.Addr { return memAddr{} }
-
-// dial connects to the listener; it has grpc.WithContextDialer's signature.
-func (l *memListener) dial(ctx context.Context, _ string) (net.Conn, error) {
-	server, client := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.closed:
-	case <-ctx.Done():
-	}
-	server.Close()
-	client.Close()
-	return nil, net.ErrClosed
-}
-
-type memAddr struct{}
-
-func (memAddr) Network() string { return "memory" }
-func (memAddr) String() string  { return "gateway" }

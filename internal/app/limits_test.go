@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 )
@@ -162,6 +163,13 @@ func TestGRPCMessageSizeLimits(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("a request over --grpc-max-recv-msg-size: %v, want RESOURCE_EXHAUSTED", err)
 	}
+	// The same request over REST is held to the same bound, in the words
+	// REST clients got from the gateway's gRPC client.
+	resp, st, b := s.do(t, http.MethodGet, "/v1/events?channel_keys="+strings.Join(keys, "&channel_keys="))
+	wantMsg := fmt.Sprintf("trying to send message larger than max (%d vs. %d)", proto.Size(&eventsv1.ListEventsRequest{ChannelKeys: keys}), cfg.GRPC.MaxRecvMsgSize)
+	if resp.StatusCode != http.StatusTooManyRequests || st.Code != int(codes.ResourceExhausted) || st.Message != wantMsg {
+		t.Fatalf("a REST request over --grpc-max-recv-msg-size: %d %s, want 429 RESOURCE_EXHAUSTED %q", resp.StatusCode, b, wantMsg)
+	}
 
 	// Events of about 12 KiB (the body and its text): three fit a page.
 	const n = 5
@@ -211,5 +219,47 @@ func TestGRPCMessageSizeLimits(t *testing.T) {
 	want := fmt.Sprint([]uint64{1, 2, 3, 4, 5})
 	if fmt.Sprint(grpcSeqs) != want || fmt.Sprint(restSeqs) != want {
 		t.Fatalf("listed %v over gRPC and %v over REST, want %s", grpcSeqs, restSeqs, want)
+	}
+}
+
+// TestResponsesOverTheSendLimit: an event stored under a larger
+// --grpc-max-send-msg-size than the server now has cannot be sent: GetEvent
+// and a ListEvents page (which always holds one event) are
+// RESOURCE_EXHAUSTED over gRPC, and 429 with the same status over REST.
+func TestResponsesOverTheSendLimit(t *testing.T) {
+	cfg := testConfig(t)
+	s := start(t, cfg)
+	if code, resp := s.post(t, "/webhooks/sociocs", messageWebhook(t, "MMlarge", strings.Repeat("x", 64<<10))); code != http.StatusOK {
+		t.Fatalf("POST: %d %v", code, resp)
+	}
+	shutdown(t, s.app)
+
+	cfg.Webhook.MaxBodyBytes = 8 << 10
+	cfg.GRPC.MaxSendMsgSize = 48 << 10 // the least an 8 KiB body allows
+	s = start(t, cfg)
+	ctx := ctxT(t)
+	for _, tt := range []struct {
+		path string
+		call func() error
+	}{
+		{"/v1/events/1", func() error {
+			_, err := s.client.GetEvent(ctx, &eventsv1.GetEventRequest{Sequence: 1})
+			return err
+		}},
+		{"/v1/events", func() error {
+			_, err := s.client.ListEvents(ctx, &eventsv1.ListEventsRequest{})
+			return err
+		}},
+	} {
+		t.Run(tt.path, func(t *testing.T) {
+			err := tt.call()
+			if status.Code(err) != codes.ResourceExhausted {
+				t.Fatalf("over gRPC: %v, want RESOURCE_EXHAUSTED", err)
+			}
+			resp, st, b := s.do(t, http.MethodGet, tt.path)
+			if resp.StatusCode != http.StatusTooManyRequests || st.Code != int(codes.ResourceExhausted) || st.Message != status.Convert(err).Message() {
+				t.Errorf("GET %s: %d %s, want 429 and the status of gRPC (%q)", tt.path, resp.StatusCode, b, status.Convert(err).Message())
+			}
+		})
 	}
 }

@@ -351,3 +351,47 @@ func (s *server) subscribeWithoutReading(t *testing.T) {
 	}
 	waitFor(t, "the subscriber that does not read to register", func() bool { return s.app.Subscribers() == 1 })
 }
+
+// TestMetricsCountRESTUnaryCalls: a unary REST call is counted by the
+// standard gRPC server metrics as the same call over gRPC is, refusals of
+// its credential or its rights included; a request the gateway cannot parse
+// never became a call and is not counted.
+func TestMetricsCountRESTUnaryCalls(t *testing.T) {
+	s := startWithAuth(t)
+	const svc = `grpc_service="sociocs.events.v1.EventService",grpc_type="unary"`
+	tests := []struct {
+		method, path, token string
+		code                int
+		series              string // grpc_code and grpc_method
+	}{
+		{"GET", "/v1/events", "tok-admin", 200, `grpc_code="OK",grpc_method="ListEvents"`},
+		{"GET", "/v1/events", "", 401, `grpc_code="Unauthenticated",grpc_method="ListEvents"`},
+		{"GET", "/v1/events?channel_keys=" + otherChannel, "tok-twlo", 403, `grpc_code="PermissionDenied",grpc_method="ListEvents"`},
+		{"GET", "/v1/events?channel_keys=%zz", "tok-admin", 400, ""},
+		{"GET", "/v1/events/1", "tok-admin", 200, `grpc_code="OK",grpc_method="GetEvent"`},
+		{"GET", "/v1/events/by-id/ev_nope", "tok-admin", 404, `grpc_code="NotFound",grpc_method="GetEvent"`},
+		{"POST", "/v1/stream-tokens", "tok-admin", 200, `grpc_code="OK",grpc_method="CreateStreamToken"`},
+	}
+	want := map[string]float64{}
+	for _, m := range []string{"ListEvents", "GetEvent", "CreateStreamToken"} {
+		want[`grpc_server_started_total{grpc_method="`+m+`",`+svc+`}`] = 0
+		want[`grpc_server_handling_seconds_count{grpc_method="`+m+`",`+svc+`}`] = 0
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.token != "" {
+			h.Set("Authorization", "Bearer "+tt.token)
+		}
+		if resp, b := do(t, tt.method, s.base+tt.path, h, nil); resp.StatusCode != tt.code {
+			t.Fatalf("%s %s: %d %s, want %d", tt.method, tt.path, resp.StatusCode, b, tt.code)
+		}
+		if tt.series == "" {
+			continue
+		}
+		want[`grpc_server_handled_total{`+tt.series+`,`+svc+`}`]++
+		method := tt.series[strings.Index(tt.series, "grpc_method="):]
+		want[`grpc_server_started_total{`+method+`,`+svc+`}`]++
+		want[`grpc_server_handling_seconds_count{`+method+`,`+svc+`}`]++
+	}
+	s.waitMetrics(t, want)
+}

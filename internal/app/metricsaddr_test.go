@@ -41,7 +41,7 @@ func TestMetricsOnTheirOwnPort(t *testing.T) {
 	if code, _ := get(s.base + "/metrics"); code != http.StatusNotFound {
 		t.Errorf("GET /metrics on the HTTP port: %d, want 404", code)
 	}
-	for _, path := range []string{"/healthz", "/v1/events", "/webhooks/sociocs"} {
+	for _, path := range []string{"/healthz", "/v1/events", "/webhooks/sociocs", "/debug/pprof/"} {
 		if code, _ := get(metrics + path); code != http.StatusNotFound {
 			t.Errorf("GET %s on the metrics port: %d, want 404", path, code)
 		}
@@ -87,5 +87,37 @@ func TestMetricsPortSpeaksTLS(t *testing.T) {
 	}
 	if code, _ := restJSON(t, http.DefaultClient, http.MethodGet, "http://"+s.app.MetricsAddr()+"/metrics", "", nil); code != http.StatusBadRequest {
 		t.Errorf("plain HTTP to the metrics port: %d, want 400", code)
+	}
+}
+
+// TestPProfOnTheMetricsPortOnly: with PProf, Go's profiles are served on
+// the metrics port, and never on the HTTP port, which faces webhooks.
+func TestPProfOnTheMetricsPortOnly(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.PProf = true
+	s := start(t, cfg)
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	metrics := "http://" + s.app.MetricsAddr()
+	if code, body := get(metrics + "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Fatalf("GET /debug/pprof/ on the metrics port: %d %.200s", code, body)
+	}
+	if code, body := get(metrics + "/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Fatalf("GET /debug/pprof/heap on the metrics port: %d %.200s", code, body)
+	}
+	if code, _ := get(metrics + "/debug/pprof/profile?seconds=1"); code != http.StatusOK {
+		t.Fatalf("GET /debug/pprof/profile on the metrics port: %d", code)
+	}
+	if code, _ := get(s.base + "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("GET /debug/pprof/ on the HTTP port: %d, want 404", code)
 	}
 }

@@ -106,7 +106,7 @@ func TestRESTParametersAreChecked(t *testing.T) {
 		{"/v1/events?page_size=ten", `query parameter "page_size": "ten" is not a 32-bit integer`},
 		{"/v1/events?start_time=yesterday", `query parameter "start_time": "yesterday" is not an RFC 3339 time`},
 		{"/v1/events:stream?from_earliest=yes", `query parameter "from_earliest": "yes" is not true or false`},
-		{"/v1/events?providers=sms", `query parameter "providers": "sms" is not one of PROVIDER_UNSPECIFIED, PROVIDER_TWILIO_SMS`},
+		{"/v1/events?providers=sms", `query parameter "providers": "sms" is not a Sociocs code (twlo, twlowa, gswa, tlnx) or an enum name (PROVIDER_TWILIO_SMS`},
 		{"/v1/events?order=ORDER_NEWEST_FIRST&order=ORDER_OLDEST_FIRST", `query parameter "order" is given 2 times: it takes one value`},
 		{"/v1/events/abc", `path parameter "sequence": "abc" is not an unsigned integer`},
 	}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -31,38 +32,7 @@ func TestShutdownFinishesWebhooksInFlight(t *testing.T) {
 	rest := s.restStream(t, ctx, "/v1/events:stream")
 	waitFor(t, "the subscribers to register", func() bool { return s.app.Subscribers() == 2 })
 
-	// The server asks for the body (100 Continue) once the handler has
-	// admitted the webhook and reads it.
-	body := messageWebhook(t, "MMinflight", "in flight during shutdown")
-	conn, err := net.Dial("tcp", s.app.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /webhooks/sociocs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(body))
-	br := bufio.NewReader(conn)
-	if cont, err := http.ReadResponse(br, nil); err != nil || cont.StatusCode != http.StatusContinue {
-		t.Fatalf("waiting for 100 Continue: %v %v", cont, err)
-	}
-
-	shutdownDone := make(chan error, 1)
-	go func() { shutdownDone <- s.app.Shutdown(ctx) }()
-
-	// New webhooks are refused with 503 + Retry-After, not a closed port.
-	waitFor(t, "a new webhook to be refused", func() bool {
-		resp, err := http.Post(s.base+"/webhooks/sociocs", "application/json", strings.NewReader(string(messageWebhook(t, "MMlate", "late"))))
-		if err != nil {
-			t.Fatalf("a webhook during the drain: %v, want 503", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if resp.Header.Get("Retry-After") == "" {
-				t.Fatal("503 without Retry-After")
-			}
-			return true
-		}
-		return false
-	})
+	finish, shutdownDone := s.shutdownWithWebhookInFlight(t, ctx)
 	select {
 	case err := <-shutdownDone:
 		t.Fatalf("shutdown ended (%v) with a webhook in flight", err)
@@ -70,11 +40,7 @@ func TestShutdownFinishesWebhooksInFlight(t *testing.T) {
 	}
 
 	// The webhook in flight completes and is stored.
-	conn.Write(body)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := finish()
 	var ack struct {
 		ID       string `json:"id"`
 		Sequence uint64 `json:"sequence"`
@@ -112,5 +78,86 @@ func TestShutdownFinishesWebhooksInFlight(t *testing.T) {
 	got, err := s.client.GetEvent(ctxT(t), &eventsv1.GetEventRequest{Id: ack.ID})
 	if err != nil || got.GetEvent().GetSequence() != ack.Sequence {
 		t.Fatalf("after restart, event %s: %v %v; acknowledged at sequence %v", ack.ID, got, err, ack.Sequence)
+	}
+}
+
+// shutdownWithWebhookInFlight admits a webhook, holds its body back, and
+// starts a shutdown, which waits for it; it returns once new webhooks are
+// refused with 503 and Retry-After (not a closed port). finish sends the
+// body and returns the webhook's answer; done receives Shutdown's result.
+func (s *server) shutdownWithWebhookInFlight(t *testing.T, ctx context.Context) (finish func() *http.Response, done <-chan error) {
+	t.Helper()
+	// The server asks for the body (100 Continue) once the handler has
+	// admitted the webhook and reads it.
+	body := messageWebhook(t, "MMinflight", "in flight during shutdown")
+	conn, err := net.Dial("tcp", s.app.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /webhooks/sociocs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(body))
+	br := bufio.NewReader(conn)
+	if cont, err := http.ReadResponse(br, nil); err != nil || cont.StatusCode != http.StatusContinue {
+		t.Fatalf("waiting for 100 Continue: %v %v", cont, err)
+	}
+
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- s.app.Shutdown(ctx) }()
+
+	waitFor(t, "a new webhook to be refused", func() bool {
+		resp, err := http.Post(s.base+"/webhooks/sociocs", "application/json", strings.NewReader(string(messageWebhook(t, "MMlate", "late"))))
+		if err != nil {
+			t.Fatalf("a webhook during the drain: %v, want 503", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+			return true
+		}
+		return false
+	})
+	return func() *http.Response {
+		t.Helper()
+		conn.Write(body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}, shutdownDone
+}
+
+// TestRESTUnaryCallsDuringShutdown: while a shutdown waits for the webhooks
+// in flight, unary calls are answered over REST as over gRPC; once it is
+// over, the HTTP port is closed.
+func TestRESTUnaryCallsDuringShutdown(t *testing.T) {
+	s := start(t, testConfig(t))
+	ctx := ctxT(t)
+	if code, body := s.post(t, webhooks[0].path, sample(t, webhooks[0].file)); code != http.StatusOK {
+		t.Fatalf("POST: %d %v", code, body)
+	}
+	id := expected(t)[0].GetId()
+	finish, done := s.shutdownWithWebhookInFlight(t, ctx)
+
+	for _, path := range []string{"/v1/events", "/v1/events/1", "/v1/events/by-id/" + id} {
+		if resp, _, b := s.do(t, http.MethodGet, path); resp.StatusCode != http.StatusOK || !strings.Contains(string(b), id) {
+			t.Errorf("GET %s during the shutdown: %d %.200s, want 200 with event 1", path, resp.StatusCode, b)
+		}
+	}
+	if _, err := s.client.GetEvent(ctx, &eventsv1.GetEventRequest{Sequence: 1}); err != nil {
+		t.Errorf("GetEvent over gRPC during the shutdown: %v", err)
+	}
+
+	if resp := finish(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the webhook in flight: %d", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if resp, err := http.Get(s.base + "/v1/events"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /v1/events after the shutdown: %d, want the connection refused", resp.StatusCode)
 	}
 }

@@ -120,7 +120,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("gRPC without a client certificate: %v, want Unavailable", err)
 	}
 
-	// REST: the gateway forwards the verified subject.
+	// REST: the verified certificate of the HTTP connection.
 	code, body := restJSON(t, httpsClient(p.ClientTLS(reader)), http.MethodGet, base+"/v1/events", "", nil)
 	if code != http.StatusOK {
 		t.Fatalf("REST with the reader's certificate: %d %s", code, body)
@@ -131,6 +131,34 @@ func TestMutualTLS(t *testing.T) {
 	}
 	if got := seqsOf(list.GetEvents()); fmt.Sprint(got) != "[1]" {
 		t.Errorf("reader over REST sees %v, want [1]", got)
+	}
+	// A token, when sent, decides over the certificate, over REST as over
+	// gRPC: the REST call's connection is its peer as a gRPC call's is.
+	for _, tt := range []struct {
+		name, token string
+		code        codes.Code
+		seqs        string
+	}{
+		{"the reader's certificate and the admin's token", "tok-admin", codes.OK, "[1 2]"},
+		{"the reader's certificate and an unknown token", "tok-nope", codes.Unauthenticated, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tlsClient(t, s.app.GRPCAddr(), p.ClientTLS(reader)).ListEvents(withToken(ctxT(t), tt.token), &eventsv1.ListEventsRequest{})
+			if status.Code(err) != tt.code || (err == nil && fmt.Sprint(seqsOf(resp.GetEvents())) != tt.seqs) {
+				t.Errorf("gRPC: %v %v, want %v %s", seqsOf(resp.GetEvents()), err, tt.code, tt.seqs)
+			}
+			code, body := restJSON(t, httpsClient(p.ClientTLS(reader)), http.MethodGet, base+"/v1/events", tt.token, nil)
+			got := restOutcome(t, code, body, func(b []byte) []uint64 {
+				var list eventsv1.ListEventsResponse
+				if err := protojson.Unmarshal(b, &list); err != nil {
+					t.Fatal(err)
+				}
+				return seqsOf(list.GetEvents())
+			})
+			if got.code != tt.code || (tt.code == codes.OK && fmt.Sprint(got.seqs) != tt.seqs) {
+				t.Errorf("REST: %d %s, want %v %s", code, body, tt.code, tt.seqs)
+			}
+		})
 	}
 	// Without a certificate REST takes a token...
 	if code, body := restJSON(t, anon, http.MethodGet, base+"/v1/events", "tok-admin", nil); code != http.StatusOK {

@@ -9,8 +9,8 @@ import (
 // response is bounded by the client's progress rather than by its size.
 const writeChunk = 64 << 10
 
-// writeDeadlines bounds every write of a response by d: a client that reads
-// nothing for d is disconnected, while a response that keeps being read, such
+// writeDeadlines bounds every write of a response by d (at least 7/8 of
+// it): a client that reads nothing for d is disconnected, while a response that keeps being read, such
 // as a REST stream, lasts as long as it needs to. (net/http's WriteTimeout
 // bounds a whole response instead, and would cut REST streams.) Without it a
 // REST client that stops reading would hold its connection and the gateway's
@@ -30,11 +30,23 @@ func writeDeadlines(next http.Handler, d time.Duration) http.Handler {
 // Unwrap.
 type deadlineWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
+	rc  *http.ResponseController
+	d   time.Duration
+	set time.Time // when the deadline was last moved
 }
 
-func (w *deadlineWriter) extend() { w.rc.SetWriteDeadline(time.Now().Add(w.d)) }
+// extend moves the deadline d ahead, unless it moved less than d/8 ago:
+// every write still has at least 7/8 of d, and a short response (a
+// webhook's answer, a page) moves it once instead of three times; each
+// move reprograms the connection's timer.
+func (w *deadlineWriter) extend() {
+	now := time.Now()
+	if !w.set.IsZero() && now.Sub(w.set) < w.d/8 {
+		return
+	}
+	w.set = now
+	w.rc.SetWriteDeadline(now.Add(w.d))
+}
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	n := 0

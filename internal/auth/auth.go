@@ -22,7 +22,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/filter"
 	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
@@ -296,11 +295,11 @@ func parse(data []byte) (*table, error) {
 		if err != nil {
 			return nil, bad("%v", err)
 		}
-		providers, err := parseEnums[eventsv1.Provider](providerNames, eventsv1.Provider_value, "PROVIDER_", providerCodes)
+		providers, err := parseNames(sociocs.Providers, providerNames)
 		if err != nil {
 			return nil, bad("providers: %v", err)
 		}
-		types, err := parseEnums[eventsv1.EventType](typeNames, eventsv1.EventType_value, "EVENT_TYPE_", nil)
+		types, err := parseNames(sociocs.EventTypes, typeNames)
 		if err != nil {
 			return nil, bad("types: %v", err)
 		}
@@ -324,31 +323,15 @@ func parse(data []byte) (*table, error) {
 	return t, nil
 }
 
-// providerCodes are Sociocs's provider codes, accepted beside the enum names.
-var providerCodes = func() map[string]int32 {
-	m := map[string]int32{}
-	for _, p := range sociocs.Providers.Entries() {
-		m[p.Code] = int32(p.Value)
-	}
-	return m
-}()
-
-// parseEnums accepts an enum value's full name (PROVIDER_TWILIO_SMS), its
-// name without the prefix in any case (twilio_sms, message), or an alias.
-func parseEnums[E ~int32](names []string, values map[string]int32, prefix string, aliases map[string]int32) ([]E, error) {
+// parseNames reads names as the command line does (see sociocs.Table.Parse).
+func parseNames[E ~int32](table *sociocs.Table[E], names []string) ([]E, error) {
 	out := make([]E, 0, len(names))
 	for i, n := range names {
-		v, ok := aliases[strings.ToLower(n)]
-		if !ok {
-			v, ok = values[strings.ToUpper(n)]
+		e, err := table.Parse(n)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
 		}
-		if !ok {
-			v, ok = values[prefix+strings.ToUpper(n)]
-		}
-		if !ok || v == 0 {
-			return nil, fmt.Errorf("[%d]: unknown value %q", i, n)
-		}
-		out = append(out, E(v))
+		out = append(out, e)
 	}
 	return out, nil
 }

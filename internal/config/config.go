@@ -1,6 +1,12 @@
 // Package config holds eventsvc's settings: plain structs, their defaults and
 // their validation. It does no I/O; cmd/eventsvc fills a Config from flags and
 // the environment, and internal/app consumes it.
+//
+// A setting that stands for an option of one package (the webhook handler,
+// the event log, the stream service, stream tokens) takes its default from
+// that package, which documents it and fills it in for a zero value; the
+// defaults of the process as a whole (addresses, timeouts of the servers,
+// retention, limits) are set here.
 package config
 
 import (
@@ -11,6 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventsvc/eventsvc/internal/auth"
+	"github.com/eventsvc/eventsvc/internal/natslog"
+	"github.com/eventsvc/eventsvc/internal/stream"
+	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
 // ErrInvalid wraps every validation error, so callers can tell a bad setting
@@ -30,6 +41,10 @@ type Config struct {
 	// /metrics, which is then not served on HTTPAddr. Default empty: /metrics
 	// is on HTTPAddr. Port 0 picks a free port.
 	MetricsAddr string
+	// PProf serves Go's profiles (/debug/pprof/) on MetricsAddr's server,
+	// which it therefore needs: never on the HTTP port, which faces
+	// webhooks. Default false.
+	PProf bool
 
 	// Webhook configures the Sociocs webhook adapter.
 	Webhook Webhook
@@ -74,7 +89,8 @@ type Webhook struct {
 	// Secrets are the shared secrets a webhook signature may be made with
 	// (several during a rotation). Empty: unsigned webhooks are accepted.
 	Secrets []string
-	// MaxBodyBytes limits a webhook body. Default 1 MiB.
+	// MaxBodyBytes limits a webhook body. Default
+	// webhook.DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 }
 
@@ -87,20 +103,22 @@ type EventLog struct {
 	// server's storage of the log. Required, with NATSURL too; each process
 	// needs its own. Default ./data.
 	DataDir string
-	// StreamName is the JetStream stream holding the events. Default EVENTS.
+	// StreamName is the JetStream stream holding the events. Default
+	// natslog.DefaultStreamName.
 	StreamName string
 	// SubjectPrefix is the first subject token of every event. Default
-	// "eventsvc".
+	// natslog.DefaultSubjectPrefix.
 	SubjectPrefix string
 	// MaxAge is how long events are retained. Default 7 days.
 	MaxAge time.Duration
 	// MaxBytes caps the stream's size; the oldest events go first. 0: no cap.
 	MaxBytes int64
 	// DedupeWindow is how long an event id is remembered to drop a retried
-	// webhook. Default 1 h.
+	// webhook. Default natslog.DefaultDedupeWindow.
 	DedupeWindow time.Duration
 	// Replicas is the stream's replication factor on a NATS cluster: at
-	// most the number of its JetStream servers. Default 1.
+	// most the number of its JetStream servers. Default
+	// natslog.DefaultReplicas.
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write before it
 	// acknowledges it: an acknowledged webhook survives a power failure.
@@ -115,7 +133,7 @@ type EventLog struct {
 	Cluster Cluster
 	// StartWait bounds how long start-up waits for JetStream to take the
 	// stream: a cluster (embedded or external) elects its meta leader once
-	// a majority of its servers are up. Default 2 min.
+	// a majority of its servers are up. Default natslog.DefaultStartWait.
 	StartWait time.Duration
 }
 
@@ -130,7 +148,7 @@ type Cluster struct {
 	// be given the same list.
 	Peers []string
 	// Name is the cluster's name, the same on every node. Default
-	// "eventsvc".
+	// natslog.DefaultClusterName.
 	Name string
 	// NodeName is this node's server name: unique in the cluster and the
 	// same at every start (the cluster knows a node by it). Empty: derived
@@ -147,10 +165,10 @@ type Cluster struct {
 // Stream configures subscriber streams.
 type Stream struct {
 	// BufferSize is how many events a subscriber may lag behind before it is
-	// ended with RESOURCE_EXHAUSTED. Default 1024.
+	// ended with RESOURCE_EXHAUSTED. Default stream.DefaultBufferSize.
 	BufferSize int
 	// Heartbeat is how long a stream may be idle before a heartbeat is sent.
-	// Default 15 s.
+	// Default stream.DefaultHeartbeat.
 	Heartbeat time.Duration
 	// MaxStreams bounds the concurrent streams of the process (gRPC and
 	// REST). Default 16000, which with the descriptors the rest of the
@@ -173,8 +191,8 @@ type Auth struct {
 	// API is open to whoever can reach it.
 	File string
 	// StreamTokenTTL is how long a stream token (CreateStreamToken) is
-	// accepted for opening a stream. Default 5 min; at least
-	// MinStreamTokenTTL.
+	// accepted for opening a stream. Default auth.DefaultStreamTokenTTL; at
+	// least MinStreamTokenTTL.
 	StreamTokenTTL time.Duration
 	// CORSAllowedOrigins are the origins (scheme://host[:port]) whose pages
 	// may call the REST API from a browser, or "*" for any (credentials are
@@ -204,10 +222,10 @@ func (t TLS) Enabled() bool { return t.CertFile != "" }
 // List configures ListEvents.
 type List struct {
 	// DefaultPageSize is the page size of a request whose page_size is 0.
-	// Default 100.
+	// Default stream.DefaultPageSize.
 	DefaultPageSize int
 	// MaxPageSize is the largest page_size a request may ask for; a larger
-	// one is INVALID_ARGUMENT. Default 1000.
+	// one is INVALID_ARGUMENT. Default stream.MaxPageSize.
 	MaxPageSize int
 }
 
@@ -244,12 +262,13 @@ type GRPC struct {
 	// ListEvents page stops short of it (with a next_page_token) even below
 	// its page size, so it needs room for one event: at least three times
 	// --webhook-max-body (a stored event is the body and what was converted
-	// from it). Default 16 MiB.
+	// from it). Default stream.DefaultMaxPageBytes.
 	MaxSendMsgSize int
 	// WriteTimeout bounds each send of a stream: a client that reads
 	// nothing for this long has its stream ended with RESOURCE_EXHAUSTED and
 	// its resume position, and at shutdown the connection of a client that
-	// does not read the end of its stream is closed after it. Default 10 s.
+	// does not read the end of its stream is closed after it. Default
+	// stream.DefaultWriteTimeout.
 	WriteTimeout time.Duration
 }
 
@@ -261,7 +280,7 @@ const MaxWebhookBody = 16 << 20
 // can make: the body itself (raw_json), what is converted from it (text,
 // URLs, contact), where a contact's extra_fields appear twice more (as a
 // Struct and as the JSON string sent), and the envelope.
-func (w Webhook) MaxEventBytes() int64 { return 3*w.MaxBodyBytes + 16<<10 }
+func (w Webhook) MaxEventBytes() int64 { return int64(webhook.MaxEventBytes(int(w.MaxBodyBytes))) }
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -269,34 +288,34 @@ func Default() Config {
 		HTTPAddr: "127.0.0.1:8080",
 		GRPCAddr: "127.0.0.1:9090",
 		Webhook: Webhook{
-			MaxBodyBytes: 1 << 20,
+			MaxBodyBytes: webhook.DefaultMaxBodyBytes,
 		},
 		Log: EventLog{
 			DataDir:       "./data",
-			StreamName:    "EVENTS",
-			SubjectPrefix: "eventsvc",
+			StreamName:    natslog.DefaultStreamName,
+			SubjectPrefix: natslog.DefaultSubjectPrefix,
 			MaxAge:        7 * 24 * time.Hour,
-			DedupeWindow:  time.Hour,
-			Replicas:      1,
-			Cluster:       Cluster{Name: "eventsvc"},
-			StartWait:     2 * time.Minute,
+			DedupeWindow:  natslog.DefaultDedupeWindow,
+			Replicas:      natslog.DefaultReplicas,
+			Cluster:       Cluster{Name: natslog.DefaultClusterName},
+			StartWait:     natslog.DefaultStartWait,
 		},
 		Stream: Stream{
-			BufferSize:          1024,
-			Heartbeat:           15 * time.Second,
+			BufferSize:          stream.DefaultBufferSize,
+			Heartbeat:           stream.DefaultHeartbeat,
 			MaxStreams:          16000,
 			MaxStreamsPerClient: 1000,
 		},
 		Auth: Auth{
-			StreamTokenTTL: 5 * time.Minute,
+			StreamTokenTTL: auth.DefaultStreamTokenTTL,
 		},
 		GRPCReflection:    true,
 		UI:                true,
 		ReadinessInterval: time.Second,
 
 		List: List{
-			DefaultPageSize: 100,
-			MaxPageSize:     1000,
+			DefaultPageSize: stream.DefaultPageSize,
+			MaxPageSize:     stream.MaxPageSize,
 		},
 		HTTP: HTTP{
 			ReadHeaderTimeout: 10 * time.Second,
@@ -306,8 +325,8 @@ func Default() Config {
 		},
 		GRPC: GRPC{
 			MaxRecvMsgSize: 4 << 20,
-			MaxSendMsgSize: 16 << 20,
-			WriteTimeout:   10 * time.Second,
+			MaxSendMsgSize: stream.DefaultMaxPageBytes,
+			WriteTimeout:   stream.DefaultWriteTimeout,
 		},
 		LogFormat:       "text",
 		LogLevel:        "info",
@@ -325,6 +344,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return bad(a.name, "%q is not host:port", a.addr)
 		}
+	}
+	if c.PProf && c.MetricsAddr == "" {
+		return bad("pprof", "needs --metrics-addr: the profiles are served only on the metrics port, which can stay internal")
 	}
 	if c.MetricsAddr != "" {
 		_, port, err := net.SplitHostPort(c.MetricsAddr)

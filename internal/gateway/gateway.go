@@ -1,6 +1,7 @@
 // Package gateway serves EventService as REST/JSON: unary calls through
-// grpc-gateway, which calls the gRPC server over a client connection, and
-// streams with a handler of its own.
+// grpc-gateway's in-process handlers, which call the service directly
+// (through the gRPC server's interceptors, see Options), and streams with a
+// handler of its own.
 //
 // JSON uses the proto field names (`channel_key`, as Sociocs does), enums as
 // their names, 64-bit integers as strings (protojson's rule, so that
@@ -33,7 +34,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -49,34 +49,51 @@ var marshaler = &runtime.JSONPb{
 
 // Options configures the REST handler.
 type Options struct {
-	// Streams serves GET /v1/events:stream directly (not through conn), so
-	// that each event is encoded once per format for all REST subscribers.
+	// Streams serves GET /v1/events:stream, so that each event is encoded
+	// once per format for all REST subscribers.
 	Streams Streamer
 	// Authenticate establishes the client of a stream request; nil: the
-	// API is open. Unary calls are authenticated by the gRPC server behind
-	// conn.
+	// API is open. Unary calls are authenticated by Interceptors.
 	Authenticate Authenticator
+	// Interceptors run around every unary call, the first outermost, as a
+	// gRPC server runs those of grpc.ChainUnaryInterceptor: given the gRPC
+	// server's, a REST call is counted, authenticated and refused as the
+	// same call over gRPC. A call looks to them as on a gRPC server: the
+	// method's full name in the UnaryServerInfo; the incoming metadata
+	// grpc-gateway makes of the request, in which Authorization is the only
+	// header of the client's (besides x-forwarded-host and x-forwarded-for);
+	// and a peer.Peer with the HTTP client's address and, over TLS, a
+	// credentials.TLSInfo of its connection, whose verified chains were
+	// verified by the HTTP server. They run after grpc-gateway has parsed
+	// the request, so a request that does not parse is 400 whoever sends it.
+	Interceptors []grpc.UnaryServerInterceptor
+	// MaxRecvMsgSize and MaxSendMsgSize bound a unary call's request and
+	// response, encoded in protobuf, as a gRPC server's transport does
+	// (grpc.MaxRecvMsgSize, grpc.MaxSendMsgSize): past either the call is
+	// RESOURCE_EXHAUSTED (429). 0: no bound.
+	MaxRecvMsgSize, MaxSendMsgSize int
 }
 
-// New returns the REST handler for EventService: unary calls go through
-// conn to the gRPC server; streams are served by opts.Streams. It serves the
-// paths under /v1/. ctx bounds the handler's registration only.
-func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
+// New returns the REST handler for EventService: unary calls reach svc in
+// process, through opts.Interceptors; streams are served by opts.Streams.
+// It serves the paths under /v1/. ctx bounds the handler's registration only.
+func New(ctx context.Context, svc eventsv1.EventServiceServer, opts Options) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithRoutingErrorHandler(routingError),
-		// Only the authorization header is passed on. grpc-gateway's default
-		// would also turn any Grpc-Metadata-* header into metadata, with
-		// which a client could claim a certificate subject it has not got.
-		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-			if http.CanonicalHeaderKey(key) == "Authorization" {
-				return "authorization", true
-			}
-			return "", false
-		}),
-		runtime.WithMetadata(forwardClientSubject),
+		// No header becomes metadata but Authorization, which grpc-gateway
+		// passes on by itself. Its default matcher would also take any
+		// Grpc-Metadata-* header, which the interceptors have no reason to
+		// take from a client.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
-	if err := eventsv1.RegisterEventServiceHandler(ctx, mux, conn); err != nil {
+	unary := &unaryServer{
+		svc:       svc,
+		intercept: chain(opts.Interceptors),
+		maxRecv:   opts.MaxRecvMsgSize,
+		maxSend:   opts.MaxSendMsgSize,
+	}
+	if err := eventsv1.RegisterEventServiceHandlerServer(ctx, mux, unary); err != nil {
 		return nil, fmt.Errorf("gateway: register EventService: %w", err)
 	}
 	authenticate := opts.Authenticate
@@ -85,11 +102,12 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler
 	}
 	sh := &streamHandler{mux: mux, streams: opts.Streams, authenticate: authenticate}
 	// Registered last, so that it takes precedence over the generated route
-	// (which would call the gRPC server through conn).
+	// (which answers UNIMPLEMENTED: grpc-gateway streams only through a
+	// gRPC client).
 	if err := mux.HandlePath(http.MethodGet, streamPath, sh.serve); err != nil {
 		return nil, fmt.Errorf("gateway: register the stream route: %w", err)
 	}
-	return mux, nil
+	return withPeer(mux), nil
 }
 
 // streamPath is StreamEvents's REST path.
@@ -126,16 +144,4 @@ func pathSegments(u *url.URL) []string {
 		}
 	}
 	return segments
-}
-
-// ClientSubjectMetadata is the metadata key under which the gateway passes
-// on the subject (RFC 2253) of the verified TLS certificate of an HTTP
-// client. Only a gRPC server that the gateway alone can reach may trust it.
-const ClientSubjectMetadata = "x-eventsvc-client-subject"
-
-func forwardClientSubject(_ context.Context, r *http.Request) metadata.MD {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-		return nil
-	}
-	return metadata.Pairs(ClientSubjectMetadata, r.TLS.VerifiedChains[0][0].Subject.String())
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/eventsvc/eventsvc/internal/sociocs"
 )
 
 // Prefix is the path under which the REST API is served.
@@ -29,6 +32,11 @@ const Prefix = "/v1/"
 // request to next; parameters that do not decode at all are left to the
 // handlers behind, which answer 400 themselves.
 //
+// A provider, event type or status is read as everywhere else, by
+// sociocs.Table.Parse (twlo, twilio_sms, PROVIDER_TWILIO_SMS), or as the
+// enum's number, and handed on as its enum name, which is what the
+// handlers behind parse.
+//
 // It stands in front of everything under Prefix, the gateway and any other
 // handler of the REST API alike. It is safe for concurrent use.
 func CheckParameters(next http.Handler) http.Handler {
@@ -42,6 +50,7 @@ func CheckParameters(next http.Handler) http.Handler {
 				writeStatus(w, http.StatusBadRequest, status.New(codes.InvalidArgument, msg))
 				return
 			}
+			spellEnumNames(r)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -148,12 +157,75 @@ func checkValue(what string, p param, v string) string {
 		if _, err := strconv.ParseBool(v); err != nil {
 			return bad("true or false")
 		}
+	case namedEnums[p.enum()] != nil:
+		if _, err := strconv.ParseInt(v, 10, 32); err == nil {
+			return ""
+		}
+		var nameErr *sociocs.NameError
+		if _, err := namedEnums[p.enum()](v); errors.As(err, &nameErr) {
+			return bad(nameErr.Want + ", or its number")
+		}
 	case len(p.Enum) > 0:
 		if _, err := strconv.ParseInt(v, 10, 32); err != nil && !slices.Contains(p.Enum, v) {
 			return bad("one of " + strings.Join(p.Enum, ", "))
 		}
 	}
 	return ""
+}
+
+// namedEnums spell the names of the enums that sociocs has a table of, by
+// the name of the enum's value 0, which the OpenAPI document lists first:
+// each returns the enum name of the value a name stands for.
+var namedEnums = map[string]func(string) (string, error){
+	sociocs.Providers.Name(0):  enumName(sociocs.Providers),
+	sociocs.EventTypes.Name(0): enumName(sociocs.EventTypes),
+	sociocs.Statuses.Name(0):   enumName(sociocs.Statuses),
+}
+
+func enumName[E ~int32](t *sociocs.Table[E]) func(string) (string, error) {
+	return func(s string) (string, error) {
+		e, err := t.Parse(s)
+		return t.Name(e), err
+	}
+}
+
+// enum returns the name of the value 0 of p's enum, or "".
+func (p param) enum() string {
+	if len(p.Enum) == 0 {
+		return ""
+	}
+	return p.Enum[0]
+}
+
+// spellEnumNames rewrites the query parameters of r, which checkValue has
+// accepted, that name a value of an enum in namedEnums other than by its
+// enum name (twlo, twilio_sms) to that name (PROVIDER_TWILIO_SMS). The
+// query is left as it is when there is none, and numbers are left as they
+// are.
+func spellEnumNames(r *http.Request) {
+	u := r.URL
+	rt, ok := routeOf(r.Method, pathSegments(u))
+	if !ok {
+		return
+	}
+	pairs := strings.Split(u.RawQuery, "&")
+	changed := false
+	for i, pair := range pairs {
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, kerr := url.QueryUnescape(rawKey)
+		value, verr := url.QueryUnescape(rawValue)
+		p, known := rt.params[r.Method][key]
+		spell := namedEnums[p.enum()]
+		if kerr != nil || verr != nil || !known || p.In != "query" || spell == nil {
+			continue
+		}
+		if name, err := spell(value); err == nil && name != value {
+			pairs[i], changed = rawKey+"="+url.QueryEscape(name), true
+		}
+	}
+	if changed {
+		u.RawQuery = strings.Join(pairs, "&")
+	}
 }
 
 func sortedKeys(q url.Values) []string {

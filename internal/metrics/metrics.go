@@ -172,15 +172,19 @@ func (m *Metrics) Handler(logger *slog.Logger) http.Handler {
 	})
 }
 
-// GRPCServerOptions returns the interceptors that count gRPC calls
+// UnaryServerInterceptor and StreamServerInterceptor count gRPC calls
 // (grpc_server_started_total, grpc_server_handled_total,
 // grpc_server_msg_sent_total, grpc_server_msg_received_total) and time them
-// (grpc_server_handling_seconds). They chain with other interceptors.
-func (m *Metrics) GRPCServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(m.grpc.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(m.grpc.StreamServerInterceptor()),
-	}
+// (grpc_server_handling_seconds), by the method's full name and the code of
+// the error the handler returns. They chain with other interceptors; the
+// unary one also counts calls served without a gRPC server that present
+// themselves as gRPC calls (the REST gateway's).
+func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return m.grpc.UnaryServerInterceptor()
+}
+
+func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return m.grpc.StreamServerInterceptor()
 }
 
 // InitializeGRPC creates the gRPC metrics at zero for every method and code of

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
@@ -87,8 +89,8 @@ func (l *Log) connClosed(nc *nats.Conn) {
 // reopen opens connections until one is ready, or the Log closes, and swaps
 // it in for old.
 func (l *Log) reopen(old *nats.Conn) {
-	pause := reopenMin
-	for attempt := 1; ; attempt++ {
+	pause := backoff.Backoff{Min: reopenMin, Max: reopenMax}
+	for {
 		c, err := l.open()
 		if err == nil {
 			l.connMu.Lock()
@@ -100,7 +102,7 @@ func (l *Log) reopen(old *nats.Conn) {
 			prev := l.conn.Swap(c)
 			close(prev.replaced)
 			l.connMu.Unlock()
-			l.log.Info("a new connection to NATS is open", "attempts", attempt)
+			l.log.Info("a new connection to NATS is open", "attempts", pause.Attempt()+1)
 			// The stream may have been lost meanwhile: observe its epoch.
 			ctx, cancel := context.WithTimeout(context.Background(), epochCheckTimeout)
 			if _, _, err := l.info(ctx); err != nil {
@@ -109,13 +111,13 @@ func (l *Log) reopen(old *nats.Conn) {
 			cancel()
 			return
 		}
-		l.log.Warn("opening a new connection to NATS failed; retrying", "in", pause, "err", err)
+		wait := pause.Next()
+		l.log.Warn("opening a new connection to NATS failed; retrying", "in", wait, "err", err)
 		select {
 		case <-l.closing:
 			return
-		case <-time.After(pause):
+		case <-time.After(wait):
 		}
-		pause = min(2*pause, reopenMax)
 	}
 }
 
@@ -153,4 +155,17 @@ func awaitConn(ctx context.Context, c *conn) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// redactURL drops credentials from NATS URLs before they are logged.
+func redactURL(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				parts[i] = u[:scheme+3] + "***" + u[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }

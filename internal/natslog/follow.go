@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/natslog/idindex"
 )
@@ -137,10 +138,8 @@ func (l *Log) closeIndex() {
 func (l *Log) follow(ctx context.Context) {
 	for {
 		if !l.repairIndex() {
-			select {
-			case <-ctx.Done():
+			if !backoff.Sleep(ctx, followRetry) {
 				return
-			case <-time.After(followRetry):
 			}
 			continue
 		}
@@ -156,10 +155,8 @@ func (l *Log) follow(ctx context.Context) {
 			continue // follow the new epoch, or rebuild, at once
 		}
 		l.log.Warn("following the log for the event id index failed; retrying", "err", err, "indexed_to", l.idx.Applied())
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, followRetry) {
 			return
-		case <-time.After(followRetry):
 		}
 	}
 }

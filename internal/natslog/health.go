@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsvc/eventsvc/internal/eventlog"
@@ -93,11 +92,7 @@ func (l *Log) probe(ctx context.Context) error {
 		Storage:           jetstream.FileStorage,
 	})
 	if err == nil {
-		msg := &nats.Msg{Subject: l.probeSubject(), Header: nats.Header{jetstream.ExpectedStreamHeader: []string{l.probeStream()}}}
-		var resp *nats.Msg
-		if resp, err = l.nc().RequestMsgWithContext(ctx, msg); err == nil {
-			_, err = parsePubAck(resp.Data)
-		}
+		_, err = l.js().Publish(ctx, l.probeSubject(), nil, jetstream.WithExpectStream(l.probeStream()))
 	}
 	return err
 }
@@ -211,3 +206,18 @@ func diskFree(dir string) (int64, error) {
 }
 
 func bytesText(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// Ready reports whether the log can be used: connected, the stream exists
+// (a lost stream is created again), and it can store (see health.go: while
+// stores fail, Ready probes, and an embedded server's stream that failed to
+// write is loaded again once its disk has room). The error says what is
+// wrong.
+func (l *Log) Ready(ctx context.Context) error {
+	if !l.nc().IsConnected() {
+		return fmt.Errorf("%w: not connected to NATS (%s)", eventlog.ErrUnavailable, l.nc().Status())
+	}
+	if _, _, err := l.info(ctx); err != nil {
+		return err
+	}
+	return l.checkStores(ctx)
+}

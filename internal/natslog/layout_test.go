@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
-	"github.com/eventsvc/eventsvc/internal/eventlog"
 	"github.com/eventsvc/eventsvc/internal/filter"
 )
 
@@ -191,26 +190,4 @@ func FuzzParseSubject(f *testing.F) {
 			t.Fatalf("%q (legacy %v): round trip gave %+v %v %v, want %+v", subj, legacy, k2, legacy2, err, k)
 		}
 	})
-}
-
-func TestParsePubAck(t *testing.T) {
-	for _, tt := range []struct {
-		in      string
-		want    eventlog.Ack
-		wantErr bool
-	}{
-		{`{"stream":"EVENTS","seq":7}`, eventlog.Ack{Sequence: 7}, false},
-		{`{"stream":"EVENTS","seq":3,"duplicate": true}`, eventlog.Ack{Sequence: 3, Duplicate: true}, false},
-		{`{"stream":"EVENTS","seq":3,"duplicate":false}`, eventlog.Ack{Sequence: 3}, false},
-		{`{"stream":"EVENTS","seq":18446744073709551615,"duplicate":true}`, eventlog.Ack{Sequence: 18446744073709551615, Duplicate: true}, false},
-		{`{"stream":"EVENTS", "seq": 9, "duplicate": true}`, eventlog.Ack{Sequence: 9, Duplicate: true}, false},
-		{`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EVENTS","seq":0}`, eventlog.Ack{}, true},
-		{`{"stream":"EVENTS"}`, eventlog.Ack{}, true},
-		{`not json`, eventlog.Ack{}, true},
-	} {
-		got, err := parsePubAck([]byte(tt.in))
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("parsePubAck(%s) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
 }

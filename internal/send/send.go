@@ -41,6 +41,7 @@ const (
 	DefaultChannelKey = "twlo_16311113333"
 	DefaultText       = "Hello World!"
 	DefaultStatus     = "delivered"
+	DefaultTimeout    = 10 * time.Second
 	defaultNumber     = "16311113333"
 )
 
@@ -73,7 +74,7 @@ type Config struct {
 	// Secret signs the body (X-Sociocs-Signature, hex HMAC-SHA256). Empty:
 	// unsigned.
 	Secret string
-	// Timeout bounds the request. Default 10 s.
+	// Timeout bounds the request. Default DefaultTimeout.
 	Timeout time.Duration
 }
 
@@ -87,7 +88,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = DefaultTimeout
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventsvc/eventsvc/internal/backoff"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
 )
 
@@ -78,7 +79,7 @@ func (h *hub) run(ctx context.Context) error {
 		return err
 	}
 	close(h.ready)
-	pause := tailRetryMin
+	pause := backoff.Backoff{Min: tailRetryMin, Max: tailRetryMax}
 	for {
 		began := time.Now()
 		err := h.tail(ctx)
@@ -92,7 +93,7 @@ func (h *hub) run(ctx context.Context) error {
 			if err := h.begin(ctx, true); err != nil {
 				return err
 			}
-			pause = tailRetryMin
+			pause.Reset()
 			continue
 		}
 		// The tail survives reconnects by itself; it ends only when its
@@ -101,13 +102,13 @@ func (h *hub) run(ctx context.Context) error {
 			return err
 		}
 		if time.Since(began) > tailRetryMax {
-			pause = tailRetryMin // it ran a good while: a new outage
+			pause.Reset() // it ran a good while: a new outage
 		}
-		h.log.Warn("tail of the event log ended; restarting", "after", h.head.Load(), "in", pause, "err", err)
-		if !sleepCtx(ctx, pause) {
+		wait := pause.Next()
+		h.log.Warn("tail of the event log ended; restarting", "after", h.head.Load(), "in", wait, "err", err)
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
-		pause = min(2*pause, tailRetryMax)
 	}
 }
 
@@ -163,7 +164,7 @@ const epochCheckEvery = time.Second
 // follow that epoch from there. Unless retry, a log that cannot be read
 // ends it; with retry it tries again until ctx ends.
 func (h *hub) begin(ctx context.Context, retry bool) error {
-	pause := tailRetryMin
+	pause := backoff.Backoff{Min: tailRetryMin, Max: tailRetryMax}
 	for {
 		epoch := h.src.Epoch()
 		_, last, err := h.src.Bounds(ctx)
@@ -176,16 +177,16 @@ func (h *hub) begin(ctx context.Context, retry bool) error {
 			h.mu.Unlock()
 			return nil
 		}
-		if err != nil {
-			if !retry {
-				return err
-			}
-			h.log.Warn("reading the end of the new event log failed; retrying", "in", pause, "err", err)
+		if err != nil && !retry {
+			return err
 		}
-		if !sleepCtx(ctx, pause) {
+		wait := pause.Next()
+		if err != nil {
+			h.log.Warn("reading the end of the new event log failed; retrying", "in", wait, "err", err)
+		}
+		if !backoff.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
-		pause = min(2*pause, tailRetryMax)
 	}
 }
 
@@ -218,18 +219,6 @@ const (
 	tailRetryMin = 100 * time.Millisecond
 	tailRetryMax = 5 * time.Second
 )
-
-// sleepCtx waits for d and reports true, or for ctx to end and reports false.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // Head returns the sequence of the last event dispatched.
 func (h *hub) Head() uint64 { return h.head.Load() }

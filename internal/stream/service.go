@@ -39,17 +39,17 @@ import (
 // Options configures a Service. Zero values mean the defaults noted.
 type Options struct {
 	// BufferSize is how many events a live subscriber may lag behind before
-	// it is ended with RESOURCE_EXHAUSTED. Default 1024.
+	// it is ended with RESOURCE_EXHAUSTED. Default DefaultBufferSize.
 	BufferSize int
 	// Heartbeat is the idle time after which a stream gets a heartbeat.
-	// Default 15 s.
+	// Default DefaultHeartbeat.
 	Heartbeat time.Duration
 	// WriteTimeout bounds each gRPC send: a stream whose client reads
 	// nothing for this long is cut (its send cannot complete, so grpc-go
 	// ends it with CANCELLED, which carries the reason and the resume
 	// position as details; metrics count it as RESOURCE_EXHAUSTED, evicted).
-	// Default 10 s. (HTTP streams are bounded by the HTTP server's write
-	// deadlines.)
+	// Default DefaultWriteTimeout. (HTTP streams are bounded by the HTTP
+	// server's write deadlines.)
 	WriteTimeout time.Duration
 	// DefaultPageSize is the ListEvents page size of a request that gives
 	// none. Default DefaultPageSize (100); at most MaxPageSize.
@@ -84,15 +84,26 @@ type TokenMinter interface {
 	Mint(credential string) (token string, expires time.Time)
 }
 
+// Defaults of Options (and of the page bounds: see DefaultPageSize), which
+// the server's configuration starts from too.
+const (
+	// DefaultBufferSize is the default of Options.BufferSize: 1024 events.
+	DefaultBufferSize = 1024
+	// DefaultHeartbeat is the default of Options.Heartbeat: 15 s.
+	DefaultHeartbeat = 15 * time.Second
+	// DefaultWriteTimeout is the default of Options.WriteTimeout: 10 s.
+	DefaultWriteTimeout = 10 * time.Second
+)
+
 func (o *Options) fillDefaults() {
 	if o.BufferSize <= 0 {
-		o.BufferSize = 1024
+		o.BufferSize = DefaultBufferSize
 	}
 	if o.Heartbeat <= 0 {
-		o.Heartbeat = 15 * time.Second
+		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.MaxPageSize <= 0 {
 		o.MaxPageSize = MaxPageSize

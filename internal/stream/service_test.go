@@ -84,16 +84,10 @@ func serve(t testing.TB, svc *stream.Service, extra ...grpc.ServerOption) (event
 }
 
 // serveREST serves the REST gateway over the harness's service on a free
-// port (unary calls through a gRPC connection to the harness's server) and
-// returns its base URL.
+// port and returns its base URL.
 func (h *harness) serveREST(t testing.TB) string {
 	t.Helper()
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	gw, err := gateway.New(context.Background(), conn, gateway.Options{Streams: h.svc})
+	gw, err := gateway.New(context.Background(), h.svc, gateway.Options{Streams: h.svc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
+	"github.com/eventsvc/eventsvc/internal/backoff"
 )
 
 // forwarder POSTs events to a URL until it answers 2xx.
@@ -46,13 +46,12 @@ func (f *forwarder) forward(ctx context.Context, ev *eventsv1.Event, epoch strin
 	if err != nil {
 		return fmt.Errorf("%w: forward: %v", errLocal, err)
 	}
-	wait := f.min
-	if wait <= 0 {
-		wait = 250 * time.Millisecond
+	pause := backoff.Backoff{Min: f.min, Max: f.max, Jitter: true}
+	if pause.Min <= 0 {
+		pause.Min = 250 * time.Millisecond
 	}
-	limit := f.max
-	if limit <= 0 {
-		limit = 30 * time.Second
+	if pause.Max <= 0 {
+		pause.Max = 30 * time.Second
 	}
 	for {
 		problem := f.post(ctx, body, ev.GetSequence(), epoch)
@@ -62,16 +61,11 @@ func (f *forwarder) forward(ctx context.Context, ev *eventsv1.Event, epoch strin
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := wait/2 + rand.N(wait/2+1)
+		d := pause.Next()
 		fmt.Fprintf(f.stderr, "eventsvc tail: forwarding sequence %d to %s: %s; retrying in %s\n", ev.GetSequence(), f.url.Redacted(), problem, d.Round(time.Millisecond))
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, d) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, limit)
 	}
 }
 

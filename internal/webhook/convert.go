@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -70,21 +69,21 @@ var directions = map[string]eventsv1.Direction{
 // JSON path, and the event is still returned. The event's encoding is at
 // most MaxEventBytes(len(body)), its warnings at most MaxWarnings and a few.
 func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Event, error) {
-	if err := checkBody(body); err != nil {
+	c := &converter{d: getDoc()}
+	defer c.d.release()
+	if err := c.d.scanBody(body); err != nil {
 		return nil, err
 	}
-	var space [24]member
-	top := members(body[skipSpace(body, 0):], space[:0])
+	top := val(0)
 	// Protobuf strings must be UTF-8; the URL's key is checked by the
 	// handler, but Convert takes any caller's.
 	channelKey = strings.ToValidUTF8(channelKey, "\uFFFD")
-	c := &converter{}
 	ev := &eventsv1.Event{
 		ReceivedAt: timestamppb.New(receivedAt),
 		RawJson:    body,
 	}
-	ev.MessageId, _ = c.str("message_id", top.get("message_id"))
-	ev.EventCode, _ = c.str("event", top.get("event"))
+	ev.MessageId, _ = c.str("message_id", c.d.get(top, "message_id"))
+	ev.EventCode, _ = c.str("event", c.d.get(top, "event"))
 	if t, ok := sociocs.EventTypes.ByCode(ev.EventCode); ok {
 		ev.Type = t
 	} else {
@@ -96,14 +95,14 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 		}
 	}
 
-	ev.ChannelKey, _ = c.str("channel_key", top.get("channel_key"))
+	ev.ChannelKey, _ = c.str("channel_key", c.d.get(top, "channel_key"))
 	switch {
 	case ev.ChannelKey == "":
 		ev.ChannelKey = channelKey
 	case channelKey != "" && channelKey != ev.ChannelKey:
 		c.warn("channel_key: the body says %s but the webhook URL says %s; the body wins", quote(ev.ChannelKey), quote(channelKey))
 	}
-	ev.ProviderCode, _ = c.str("provider", top.get("provider"))
+	ev.ProviderCode, _ = c.str("provider", c.d.get(top, "provider"))
 	if ev.ProviderCode == "" {
 		ev.ProviderCode = providerFromChannel(ev.ChannelKey)
 	}
@@ -117,7 +116,7 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	case eventsv1.EventType_EVENT_TYPE_MESSAGE:
 		ev.Payload = &eventsv1.Event_Message{Message: c.message(top)}
 	case eventsv1.EventType_EVENT_TYPE_STATUS_UPDATE:
-		su := c.statusUpdate(top.get("event_data"))
+		su := c.statusUpdate(c.d.get(top, "event_data"))
 		status = su.GetStatusCode()
 		ev.Payload = &eventsv1.Event_StatusUpdate{StatusUpdate: su}
 	}
@@ -129,18 +128,28 @@ func Convert(body []byte, channelKey string, receivedAt time.Time) (*eventsv1.Ev
 	return ev, nil
 }
 
-// checkBody returns why body cannot be converted, or nil: it must be UTF-8,
-// a JSON object, nest at most MaxDepth levels and have no duplicate key.
-// It is one validating pass and one structural pass; the walk that follows
-// only slices the body, decoding no value the event does not need.
-func checkBody(body []byte) error {
+// scanBody reads body into d, or returns why it cannot be converted: it
+// must be UTF-8, a JSON object, nest at most MaxDepth levels and have no
+// duplicate key. Its faults are named in the order of those rules, so that
+// a body with several gets the same answer whichever the pass meets first:
+// a syntax error anywhere wins over a duplicate key or a nesting fault,
+// which only a body that is JSON can have.
+func (d *doc) scanBody(body []byte) error {
 	if err := checkUTF8(body); err != nil {
 		return err
 	}
-	if !json.Valid(body) || firstByte(body) != '{' {
+	err := d.scan(body, MaxDepth, bodyOptions)
+	switch {
+	case err == errSyntax:
+		return rejection(body)
+	case err != nil && !json.Valid(body):
+		return rejection(body) // a fault of the body's structure, before its syntax error
+	case err != nil:
+		return err
+	case d.kind(0) != '{':
 		return rejection(body)
 	}
-	return checkStructure(body)
+	return nil
 }
 
 // checkFields applies the rules of the fields that identify an event (see
@@ -174,7 +183,8 @@ func rejection(body []byte) error {
 	case top == nil:
 		return fmt.Errorf("%w: it is null", ErrNotObject)
 	}
-	// Unreachable: the decoder accepted what json.Valid rejected.
+	// Unreachable: encoding/json accepted an object that the body's
+	// decoder refused (FuzzConvertMatchesReference looks for one).
 	return fmt.Errorf("%w: rejected by the validator", ErrNotJSON)
 }
 
@@ -222,9 +232,11 @@ func providerOf(code string) eventsv1.Provider {
 	return eventsv1.Provider_PROVIDER_UNKNOWN
 }
 
-// converter maps JSON values to typed fields, collecting a warning for every
-// value it cannot map: the first MaxWarnings, and a count of the others.
+// converter maps the JSON values of a scanned body to typed fields,
+// collecting a warning for every value it cannot map: the first
+// MaxWarnings, and a count of the others.
 type converter struct {
+	d        *doc
 	warnings []string
 	left     int // warnings past MaxWarnings, not kept
 }
@@ -240,20 +252,6 @@ func (c *converter) warn(format string, args ...any) {
 // note adds a warning past MaxWarnings: what bound did to the event is
 // always said.
 func (c *converter) note(w string) { c.warnings = append(c.warnings, w) }
-
-// kind returns the JSON kind of a raw value: 'n' (null or absent), '"', '{',
-// '[', 't'/'f' (booleans), or '0' (number).
-func kind(raw json.RawMessage) byte {
-	b := firstByte(raw)
-	if b == 0 || b == 'n' {
-		return 'n'
-	}
-	switch b {
-	case '"', '{', '[', 't', 'f':
-		return b
-	}
-	return '0'
-}
 
 func kindName(k byte) string {
 	switch k {
@@ -280,23 +278,15 @@ func article(v string) string {
 
 // str reads a string. A number or boolean is kept in its JSON spelling, with
 // a warning; null or absent is ("", false).
-func (c *converter) str(path string, raw json.RawMessage) (string, bool) {
-	switch k := kind(raw); k {
+func (c *converter) str(path string, v val) (string, bool) {
+	switch k := c.d.kind(v); k {
 	case 'n':
 		return "", false
 	case '"':
-		if s, ok := plainString(raw); ok {
-			return s, true
-		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			c.warn("%s: %v", path, err)
-			return "", false
-		}
-		return s, true
+		return c.d.text(v), true
 	case '0', 't', 'f':
 		c.warn("%s: expected a string, got %s; kept as text", path, kindName(k))
-		return string(bytes.TrimSpace(raw)), true
+		return string(c.d.raw(v)), true
 	default:
 		c.warn("%s: expected a string, got %s", path, kindName(k))
 		return "", false
@@ -306,24 +296,23 @@ func (c *converter) str(path string, raw json.RawMessage) (string, bool) {
 // strList reads an array of strings; null or absent is empty. A single
 // string is taken as a list of one, with a warning; other elements are
 // skipped with a warning.
-func (c *converter) strList(path string, raw json.RawMessage) []string {
-	switch k := kind(raw); k {
+func (c *converter) strList(path string, v val) []string {
+	switch k := c.d.kind(v); k {
 	case 'n':
 		return nil
 	case '"':
-		s, _ := c.str(path, raw)
+		s, _ := c.str(path, v)
 		c.warn("%s: expected an array of strings, got a string; taken as a list of one", path)
 		return []string{s}
 	case '[':
-		if isEmptyArray(raw) {
+		if c.d.isEmpty(v) {
 			return nil
 		}
-		var space [8][]byte
-		items := elements(raw, space[:0])
+		items := c.d.elements(v)
 		// The common case, all strings, without a warning.
 		allStrings := true
 		for _, item := range items {
-			allStrings = allStrings && kind(item) == '"'
+			allStrings = allStrings && c.d.kind(item) == '"'
 		}
 		if allStrings {
 			out := make([]string, len(items))
@@ -335,8 +324,8 @@ func (c *converter) strList(path string, raw json.RawMessage) []string {
 		// Not all strings: take the strings, report the rest.
 		var out []string
 		for i, item := range items {
-			if kind(item) != '"' {
-				c.warn("%s[%d]: expected a string, got %s; skipped", path, i, kindName(kind(item)))
+			if k := c.d.kind(item); k != '"' {
+				c.warn("%s[%d]: expected a string, got %s; skipped", path, i, kindName(k))
 				continue
 			}
 			s, _ := c.str(fmt.Sprintf("%s[%d]", path, i), item)
@@ -349,41 +338,22 @@ func (c *converter) strList(path string, raw json.RawMessage) []string {
 	}
 }
 
-// plainString returns the value of a JSON string that needs no unescaping
-// (the common case), without the decoder's allocations. raw comes from a
-// document already validated as JSON.
-func plainString(raw json.RawMessage) (string, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
-		return "", false
-	}
-	return string(inner), true
-}
-
-func isEmptyArray(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) >= 2 && raw[0] == '[' && len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0
-}
-
 // integer reads a JSON integer; a string holding one is accepted with a
 // warning.
-func (c *converter) integer(path string, raw json.RawMessage) (int64, bool) {
-	switch k := kind(raw); k {
+func (c *converter) integer(path string, v val) (int64, bool) {
+	switch k := c.d.kind(v); k {
 	case 'n':
 		return 0, false
 	case '0':
-		n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
+		raw := c.d.raw(v)
+		n, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil {
-			c.warn("%s: %s is not a 64-bit integer", path, clip(string(bytes.TrimSpace(raw))))
+			c.warn("%s: %s is not a 64-bit integer", path, clip(string(raw)))
 			return 0, false
 		}
 		return n, true
 	case '"':
-		s, _ := c.str(path, raw)
+		s, _ := c.str(path, v)
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
 			c.warn("%s: expected an integer, got the string %s", path, quote(s))
@@ -398,22 +368,22 @@ func (c *converter) integer(path string, raw json.RawMessage) (int64, bool) {
 }
 
 // boolean reads Sociocs's 0/1 flags; true/false are accepted too.
-func (c *converter) boolean(path string, raw json.RawMessage) bool {
-	switch k := kind(raw); k {
+func (c *converter) boolean(path string, v val) bool {
+	switch k := c.d.kind(v); k {
 	case 'n':
 		return false
 	case 't', 'f':
 		return k == 't'
 	}
-	n, ok := c.integer(path, raw)
+	n, ok := c.integer(path, v)
 	if ok && n != 0 && n != 1 {
 		c.warn("%s: expected 0 or 1, got %d; taken as true", path, n)
 	}
 	return ok && n != 0
 }
 
-func (c *converter) millis(path string, raw json.RawMessage) *timestamppb.Timestamp {
-	ms, ok := c.integer(path, raw)
+func (c *converter) millis(path string, v val) *timestamppb.Timestamp {
+	ms, ok := c.integer(path, v)
 	if !ok {
 		return nil
 	}
@@ -432,8 +402,8 @@ func (c *converter) timestamp(path string, t time.Time) *timestamppb.Timestamp {
 	return ts
 }
 
-func (c *converter) isoTime(path string, raw json.RawMessage) *timestamppb.Timestamp {
-	s, ok := c.str(path, raw)
+func (c *converter) isoTime(path string, v val) *timestamppb.Timestamp {
+	s, ok := c.str(path, v)
 	if !ok || s == "" {
 		return nil
 	}
@@ -445,27 +415,54 @@ func (c *converter) isoTime(path string, raw json.RawMessage) *timestamppb.Times
 	return c.timestamp(path, t)
 }
 
-// object reads a JSON object (from the validated body) field by field into
-// space; anything else is reported and yields false.
-func (c *converter) object(path string, raw json.RawMessage, space []member) (object, bool) {
-	switch k := kind(raw); k {
+// object returns v when it is an object; anything else is reported and
+// yields false.
+func (c *converter) object(path string, v val) (val, bool) {
+	switch k := c.d.kind(v); k {
 	case 'n':
-		return nil, false
+		return absent, false
 	case '{':
-		return members(raw, space), true
+		return v, true
 	default:
 		c.warn("%s: expected an object, got %s", path, kindName(k))
-		return nil, false
+		return absent, false
 	}
 }
 
-func (c *converter) structOf(path string, raw []byte) *structpb.Struct {
-	if !c.shallow(path, raw) {
+// structOf makes the typed copy of the object v of the body.
+func (c *converter) structOf(path string, v val) *structpb.Struct {
+	if !c.shallow(path, int(c.d.nodes[v].height) <= MaxTypedDepth) {
 		return nil
 	}
-	if s, ok := newStruct(raw); ok {
+	if s, ok := c.d.structAt(v); ok {
 		return s
 	}
+	return c.protoStruct(path, c.d.raw(v))
+}
+
+// structOfText makes the typed copy of text, a document of its own that a
+// string of the body holds.
+func (c *converter) structOfText(path string, text []byte) *structpb.Struct {
+	d := getDoc()
+	defer d.release()
+	err := d.scan(text, MaxTypedDepth, strictOptions)
+	var deep *DepthError
+	// A document the decoder refused before it went deeper than a typed
+	// copy may may still go deeper after.
+	if !c.shallow(path, !errors.As(err, &deep) && (err == nil || depthWithin(text, MaxTypedDepth))) {
+		return nil
+	}
+	if err == nil && d.kind(0) == '{' {
+		if s, ok := d.structAt(0); ok {
+			return s
+		}
+	}
+	return c.protoStruct(path, text)
+}
+
+// protoStruct asks protojson for the Struct of raw, or for why there is
+// none.
+func (c *converter) protoStruct(path string, raw []byte) *structpb.Struct {
 	s := new(structpb.Struct)
 	if err := protojson.Unmarshal(raw, s); err != nil {
 		c.warn("%s: not a JSON object: %v", path, err)
@@ -474,78 +471,78 @@ func (c *converter) structOf(path string, raw []byte) *structpb.Struct {
 	return s
 }
 
-// shallow reports whether raw nests at most MaxTypedDepth levels, which a
-// typed copy may hold, and warns when it does not.
-func (c *converter) shallow(path string, raw []byte) bool {
-	if depthWithin(raw, MaxTypedDepth) {
-		return true
+// shallow passes on within, whether a value nests at most MaxTypedDepth
+// levels, which a typed copy may hold, and warns when it does not.
+func (c *converter) shallow(path string, within bool) bool {
+	if !within {
+		c.warn("%s: nests deeper than %d levels; kept only in raw_json", path, MaxTypedDepth)
 	}
-	c.warn("%s: nests deeper than %d levels; kept only in raw_json", path, MaxTypedDepth)
-	return false
+	return within
 }
 
-func (c *converter) message(top object) *eventsv1.MessageEvent {
+func (c *converter) message(top val) *eventsv1.MessageEvent {
+	d := c.d
 	m := &eventsv1.MessageEvent{}
-	m.DirectionCode, _ = c.str("direction", top.get("direction"))
-	if d, ok := directions[m.DirectionCode]; ok {
-		m.Direction = d
+	m.DirectionCode, _ = c.str("direction", d.get(top, "direction"))
+	if dir, ok := directions[m.DirectionCode]; ok {
+		m.Direction = dir
 	} else if m.DirectionCode != "" {
 		m.Direction = eventsv1.Direction_DIRECTION_UNKNOWN
 		c.warn("direction: unknown direction %s", quote(m.DirectionCode))
 	}
-	m.FromNumber, _ = c.str("from", top.get("from"))
-	m.ToNumber, _ = c.str("to", top.get("to"))
-	if name, ok := c.str("name", top.get("name")); ok {
+	m.FromNumber, _ = c.str("from", d.get(top, "from"))
+	m.ToNumber, _ = c.str("to", d.get(top, "to"))
+	if name, ok := c.str("name", d.get(top, "name")); ok {
 		m.Name = proto.String(name)
 	}
-	m.Text, _ = c.str("text", top.get("text"))
-	m.FileUrls = c.strList("file_urls", top.get("file_urls"))
-	m.ImageUrls = c.strList("image_urls", top.get("image_urls"))
-	m.VideoUrls = c.strList("video_urls", top.get("video_urls"))
-	m.Timestamp = c.millis("timestamp", top.get("timestamp"))
-	var space [16]member
-	if obj, ok := c.object("contact", top.get("contact"), space[:0]); ok {
+	m.Text, _ = c.str("text", d.get(top, "text"))
+	m.FileUrls = c.strList("file_urls", d.get(top, "file_urls"))
+	m.ImageUrls = c.strList("image_urls", d.get(top, "image_urls"))
+	m.VideoUrls = c.strList("video_urls", d.get(top, "video_urls"))
+	m.Timestamp = c.millis("timestamp", d.get(top, "timestamp"))
+	if obj, ok := c.object("contact", d.get(top, "contact")); ok {
 		m.Contact = c.contact(obj)
 	}
 	return m
 }
 
-func (c *converter) contact(obj object) *eventsv1.Contact {
+func (c *converter) contact(obj val) *eventsv1.Contact {
+	d := c.d
 	ct := &eventsv1.Contact{}
-	ct.Id, _ = c.integer("contact.id", obj.get("id"))
-	ct.Name, _ = c.str("contact.name", obj.get("name"))
-	ct.PhoneNumber, _ = c.str("contact.phone_number", obj.get("phone_number"))
-	ct.PhoneNumberCc, _ = c.str("contact.phone_number_cc", obj.get("phone_number_cc"))
-	switch raw := obj.get("extra_fields"); kind(raw) {
+	ct.Id, _ = c.integer("contact.id", d.get(obj, "id"))
+	ct.Name, _ = c.str("contact.name", d.get(obj, "name"))
+	ct.PhoneNumber, _ = c.str("contact.phone_number", d.get(obj, "phone_number"))
+	ct.PhoneNumberCc, _ = c.str("contact.phone_number_cc", d.get(obj, "phone_number_cc"))
+	switch v := d.get(obj, "extra_fields"); d.kind(v) {
 	case '{':
 		// Sociocs documents a string holding JSON; an object sent as such
 		// is just as clear.
 		c.warn("contact.extra_fields: expected a string holding JSON, got an object; used as is")
-		ct.ExtraFields = c.structOf("contact.extra_fields", raw)
-		ct.ExtraFieldsJson = strings.ToValidUTF8(string(bytes.TrimSpace(raw)), "\uFFFD")
+		ct.ExtraFields = c.structOf("contact.extra_fields", v)
+		ct.ExtraFieldsJson = string(d.raw(v))
 	default:
-		ct.ExtraFieldsJson, _ = c.str("contact.extra_fields", raw)
+		ct.ExtraFieldsJson, _ = c.str("contact.extra_fields", v)
 		if strings.TrimSpace(ct.ExtraFieldsJson) != "" {
-			ct.ExtraFields = c.structOf("contact.extra_fields", []byte(ct.ExtraFieldsJson))
+			ct.ExtraFields = c.structOfText("contact.extra_fields", []byte(ct.ExtraFieldsJson))
 		}
 	}
-	ct.CreatedAt = c.isoTime("contact.created_at", obj.get("created_at"))
-	ct.UpdatedAt = c.isoTime("contact.updated_at", obj.get("updated_at"))
-	ct.IsBlocked = c.boolean("contact.is_blocked", obj.get("is_blocked"))
+	ct.CreatedAt = c.isoTime("contact.created_at", d.get(obj, "created_at"))
+	ct.UpdatedAt = c.isoTime("contact.updated_at", d.get(obj, "updated_at"))
+	ct.IsBlocked = c.boolean("contact.is_blocked", d.get(obj, "is_blocked"))
 	return ct
 }
 
-func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEvent {
+func (c *converter) statusUpdate(v val) *eventsv1.StatusUpdateEvent {
+	d := c.d
 	su := &eventsv1.StatusUpdateEvent{}
-	var space [16]member
-	data, ok := c.object("event_data", raw, space[:0])
+	data, ok := c.object("event_data", v)
 	if !ok {
-		if kind(raw) == 'n' {
+		if d.kind(v) == 'n' {
 			c.warn("event_data: missing; the status is unknown")
 		}
 		return su
 	}
-	su.StatusCode, _ = c.str("event_data.status", data.get("status"))
+	su.StatusCode, _ = c.str("event_data.status", d.get(data, "status"))
 	if st, ok := sociocs.Statuses.ByCode(su.StatusCode); ok {
 		su.Status = st
 	} else if su.StatusCode != "" {
@@ -554,15 +551,15 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 	} else {
 		c.warn("event_data.status: missing")
 	}
-	if errRaw := data.get("error"); kind(errRaw) != 'n' {
-		su.Error = c.statusError(errRaw)
+	if errVal := d.get(data, "error"); d.kind(errVal) != 'n' {
+		su.Error = c.statusError(errVal)
 	}
-	switch raw := data.get("provider_err_obj"); kind(raw) {
+	switch v := d.get(data, "provider_err_obj"); d.kind(v) {
 	case 'n':
 	case '{':
-		su.ProviderError = c.structOf("event_data.provider_err_obj", raw)
+		su.ProviderError = c.structOf("event_data.provider_err_obj", v)
 	default:
-		c.warn("event_data.provider_err_obj: expected an object, got %s; see raw_json", kindName(kind(raw)))
+		c.warn("event_data.provider_err_obj: expected an object, got %s; see raw_json", kindName(d.kind(v)))
 	}
 	return su
 }
@@ -570,52 +567,51 @@ func (c *converter) statusUpdate(raw json.RawMessage) *eventsv1.StatusUpdateEven
 // statusError keeps the whole error value and lifts code and message out of
 // it: from the object itself, from the first object of an array, or a plain
 // string as the message.
-func (c *converter) statusError(raw json.RawMessage) *eventsv1.StatusError {
+func (c *converter) statusError(v val) *eventsv1.StatusError {
+	d := c.d
 	e := &eventsv1.StatusError{}
-	if !c.shallow("event_data.error", raw) {
+	if !c.shallow("event_data.error", int(d.nodes[v].height) <= MaxTypedDepth) {
 		// No details; code and message are still lifted below.
-	} else if v, ok := newValue(raw); ok {
-		e.Details = v
+	} else if details, ok := d.valueAt(v); ok {
+		e.Details = details
 	} else {
 		e.Details = new(structpb.Value)
-		if err := protojson.Unmarshal(raw, e.Details); err != nil {
+		if err := protojson.Unmarshal(d.raw(v), e.Details); err != nil {
 			c.warn("event_data.error: %v", err)
 			e.Details = nil
 		}
 	}
 	path := "event_data.error"
-	switch kind(raw) {
+	switch d.kind(v) {
 	case '"':
-		e.Message, _ = c.str(path, raw)
+		e.Message, _ = c.str(path, v)
 		return e
 	case '[':
-		items := elements(raw, nil)
-		raw = nil
+		items := d.elements(v)
+		v = absent
 		for i, item := range items {
-			if kind(item) == '{' {
-				raw, path = item, fmt.Sprintf("event_data.error[%d]", i)
+			if d.kind(item) == '{' {
+				v, path = item, fmt.Sprintf("event_data.error[%d]", i)
 				break
 			}
 		}
-		if raw == nil {
+		if v == absent {
 			c.warn("event_data.error: an array without an object; see details")
 			return e
 		}
 	case '{':
 	default:
-		c.warn("event_data.error: expected an object, got %s; see details", kindName(kind(raw)))
+		c.warn("event_data.error: expected an object, got %s; see details", kindName(d.kind(v)))
 		return e
 	}
-	var space [8]member
-	obj, _ := c.object(path, raw, space[:0])
-	switch code := obj.get("code"); kind(code) {
+	switch code := d.get(v, "code"); d.kind(code) {
 	case '0':
-		e.Code = string(bytes.TrimSpace(code))
+		e.Code = string(d.raw(code))
 	case 'n':
 	default:
 		e.Code, _ = c.str(path+".code", code)
 	}
-	e.Message, _ = c.str(path+".message", obj.get("message"))
+	e.Message, _ = c.str(path+".message", d.get(v, "message"))
 	return e
 }
 

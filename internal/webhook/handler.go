@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
@@ -86,7 +87,12 @@ type Handler struct {
 	draining bool
 	inflight int           // requests admitted and not yet answered
 	drained  chan struct{} // closed once draining with nothing in flight
+
+	served atomic.Uint64 // requests answered, whatever the answer
 }
+
+// Served returns how many webhook requests the handler has answered.
+func (h *Handler) Served() uint64 { return h.served.Load() }
 
 // NewHandler returns a handler that stores webhooks through pub.
 func NewHandler(pub eventlog.Publisher, opts Options) *Handler {
@@ -239,6 +245,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Observer != nil {
 		h.opts.Observer.ObserveWebhook(res)
 	}
+	h.served.Add(1)
 }
 
 // serve handles one request; admitted is false when the handler is draining.

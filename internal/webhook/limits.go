@@ -198,27 +198,6 @@ func shortPath(p string) string {
 	return head + fmt.Sprintf("…(%d bytes)…", len(p)-len(head)-len(tail)) + tail
 }
 
-// depthWithin reports whether raw, valid JSON, nests objects and arrays at
-// most max levels deep (a scalar is depth 0).
-func depthWithin(raw []byte, max int) bool {
-	depth := 0
-	for i := 0; i < len(raw); {
-		switch raw[i] {
-		case '"':
-			i = skipString(raw, i)
-			continue
-		case '{', '[':
-			if depth++; depth > max {
-				return false
-			}
-		case '}', ']':
-			depth--
-		}
-		i++
-	}
-	return true
-}
-
 // bound keeps ev within MaxEventBytes(bodyLen): while it is larger, the
 // largest typed copy of a part of the body is dropped, with a warning (the
 // part stays in raw_json). Then the warnings that were left out are

@@ -1,0 +1,3 @@
+module github.com/eventsvc/eventsvc
+
+go 1.26.0
