@@ -25,14 +25,15 @@ import (
 // with the gRPC stream as the sink. Serve it with ServerOptions, which make
 // a send that the client does not take cut short (see grpcSink).
 func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
-	sink := newGRPCSink(out, s.opts.WriteTimeout)
+	sink := newGRPCSink(out, s.grpc, s.opts.WriteTimeout)
 	defer sink.close()
 	return s.Subscribe(out.Context(), req, sink)
 }
 
 // grpcSink sends a stream's messages with SendMsg. It is a transport like
 // any other to the core: it uses only what the core offers every sink (it
-// is a Watcher and an Interrupter, and encodes in a Format of its own).
+// is a Watcher and an Interrupter, and encodes in the Service's gRPC
+// Format).
 //
 // grpc-go's SendMsg blocks while the client's flow-control window is full
 // and has no deadline of its own; what unblocks it is the end of the
@@ -54,6 +55,7 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 // Interrupt), so that the handler always has such a status to return.
 type grpcSink struct {
 	out     grpc.ServerStream
+	format  *Format[*grpcMessage]
 	cancel  context.CancelFunc // nil without the tap handle: sends cannot be cut short
 	timeout time.Duration
 	// watchdog checks, every timeout while sends are in progress, that they
@@ -76,8 +78,8 @@ type grpcSink struct {
 	once    sync.Once
 }
 
-func newGRPCSink(out grpc.ServerStream, timeout time.Duration) *grpcSink {
-	g := &grpcSink{out: out, timeout: timeout}
+func newGRPCSink(out grpc.ServerStream, format *Format[*grpcMessage], timeout time.Duration) *grpcSink {
+	g := &grpcSink{out: out, format: format, timeout: timeout}
 	g.cancel, _ = out.Context().Value(cancelKey{}).(context.CancelFunc)
 	if g.cancel != nil {
 		g.watchdog = time.AfterFunc(timeout, g.check)
@@ -118,30 +120,34 @@ func (g *grpcSink) Send(msgs []*Message) (int, error) {
 	return len(msgs), nil
 }
 
-// grpcMessage is a Message's encoding for gRPC (grpcFormat), shared by
-// every stream that sends it: its protobuf bytes as the one buffer the
+// grpcMessage is a Message's encoding for gRPC (see newGRPCFormat), shared
+// by every stream that sends it: its protobuf bytes as the one buffer the
 // codec hands the transport, and, for an event, the frame that the first
 // stream to send it prepared (grpc.PreparedMsg saves every other send the
 // framing and its allocations). The frame is prepared on a stream, not by
-// grpcFormat's encoder, because grpc.PreparedMsg takes its codec and
+// the Format's encoder, because grpc.PreparedMsg takes its codec and
 // compressor from a stream.
 type grpcMessage struct {
 	pb       mem.BufferSlice
 	prepared atomic.Pointer[grpc.PreparedMsg]
 }
 
-// grpcFormat encodes a Message for gRPC once, however many streams send it.
-var grpcFormat = NewFormat(func(m *Message) (*grpcMessage, error) {
-	// A SliceBuffer does not return its bytes to a pool when freed, so the
-	// shared bytes are never recycled under another subscriber.
-	return &grpcMessage{pb: mem.BufferSlice{mem.SliceBuffer(m.Protobuf())}}, nil
-})
+// newGRPCFormat returns the Format in which a Service's gRPC streams send
+// messages: each Message is wrapped for gRPC once, however many streams
+// send it. Its encoder cannot fail.
+func newGRPCFormat() *Format[*grpcMessage] {
+	return NewFormat(func(m *Message) (*grpcMessage, error) {
+		// A SliceBuffer does not return its bytes to a pool when freed, so
+		// the shared bytes are never recycled under another subscriber.
+		return &grpcMessage{pb: mem.BufferSlice{mem.SliceBuffer(m.Protobuf())}}, nil
+	})
+}
 
 // wire is what SendMsg is given for m: an event as a grpc.PreparedMsg,
 // framed once for every stream that sends it, or m's grpcMessage, which the
 // codec sends as its protobuf bytes.
 func (g *grpcSink) wire(m *Message) any {
-	w, _ := grpcFormat.Encode(m) // grpcFormat's encoder cannot fail
+	w, _ := g.format.Encode(m) // the encoder cannot fail
 	if m.Kind() != KindEvent || !sharePrepared {
 		return w
 	}
@@ -262,8 +268,8 @@ func interruptibleStreams(ctx context.Context, info *tap.Info) (context.Context,
 
 // ServerOptions returns the options of a gRPC server that serves
 // EventService: the tap handle that lets a stream cut a stuck send short,
-// the codec that sends each message as grpcFormat encoded it once for all
-// its subscribers, and per-connection settings that keep idle subscribers
+// the codec that sends each message as the Service's gRPC Format encoded it
+// once for all its subscribers, and per-connection settings that keep idle subscribers
 // cheap. Add the server's own (credentials, interceptors) to them.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{

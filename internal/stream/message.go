@@ -77,10 +77,13 @@ func (m *Message) Response() (*eventsv1.StreamEventsResponse, error) {
 // Format is a wire format of stream messages, in which a Message is encoded
 // (as a T) at most once, however many streams send it, and shared: REST's
 // newline-delimited JSON and Server-Sent Events, gRPC's frames. It belongs to
-// the transport that sends it; the core keeps the encodings, per Message, and
-// never looks inside them. A Format's identity is its key: make each once, at
-// start-up, not per stream (each one a Message is sent in costs it a little
-// memory, for as long as it is held).
+// whoever sends in it, made along with the Service it serves (the Service
+// makes gRPC's in New, the REST gateway its own when it is built); the core
+// keeps the encodings, per Message, and never looks inside them. There is no
+// registry and no bound on how many Formats there are. A Format's identity
+// is its key: make each once per Service, not per stream (each one a Message
+// is sent in costs it a little memory, for as long as it is held). A Format
+// is safe for concurrent use.
 type Format[T any] struct {
 	encode func(*Message) (T, error)
 }

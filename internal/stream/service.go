@@ -199,6 +199,10 @@ type Service struct {
 	opts Options
 	log  *slog.Logger
 	obs  Observer
+	// grpc is the Format its gRPC streams send in, made in New rather than
+	// kept by the package, so that no encoding state is shared between
+	// Services.
+	grpc *Format[*grpcMessage]
 
 	// mu protects the fields below: the open streams, their counts,
 	// whether the service has stopped, and the last Revalidate's lookup.
@@ -219,7 +223,7 @@ func New(src eventlog.Reader, opts Options) *Service {
 		src: src, hub: newHub(src, opts.Logger, opts.Observer), opts: opts,
 		log: opts.Logger.With("component", "stream"), obs: opts.Observer,
 		subs: make(map[*subscriber]struct{}), perClient: make(map[string]int),
-		drained: make(chan struct{}),
+		drained: make(chan struct{}), grpc: newGRPCFormat(),
 	}
 	s.hub.onEpochEnd = s.endEpoch
 	return s
