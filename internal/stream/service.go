@@ -17,6 +17,13 @@
 // short a send in progress, so that the status names exactly the last
 // message sent.
 //
+// Transports. The core names none: a stream's Sink takes Messages, which
+// hold their protobuf bytes, and declares what more it can do through the
+// optional interfaces Interrupter and Watcher. Each transport encodes in a
+// Format of its own, made once per Service (gRPC's by New), in which every
+// Message is encoded at most once however many streams send it. The gRPC
+// transport (StreamEvents, ServerOptions) is one such sink.
+//
 // Service is safe for concurrent use.
 package stream
 
