@@ -100,7 +100,7 @@ func New(ctx context.Context, svc eventsv1.EventServiceServer, opts Options) (ht
 	if authenticate == nil {
 		authenticate = func(ctx context.Context, _ *http.Request, _ string) (context.Context, error) { return ctx, nil }
 	}
-	sh := &streamHandler{mux: mux, streams: opts.Streams, authenticate: authenticate}
+	sh := newStreamHandler(mux, opts.Streams, authenticate)
 	// Registered last, so that it takes precedence over the generated route
 	// (which answers UNIMPLEMENTED: grpc-gateway streams only through a
 	// gRPC client).

@@ -34,16 +34,6 @@ type Streamer interface {
 // clients that cannot send an Authorization header), or "".
 type Authenticator func(ctx context.Context, r *http.Request, streamToken string) (context.Context, error)
 
-// The wire formats of REST streams. An event's encoding in each is made
-// once, however many subscribers receive it (see stream.Format).
-var (
-	// ndjsonFormat: one {"result": StreamEventsResponse} object per line,
-	// as grpc-gateway writes a server stream.
-	ndjsonFormat = stream.NewFormat(encodeNDJSON)
-	// sseFormat: Server-Sent Events (see encodeSSE).
-	sseFormat = stream.NewFormat(encodeSSE)
-)
-
 // Media types of the two stream formats.
 const (
 	ndjsonType = "application/x-ndjson"
@@ -60,6 +50,21 @@ type streamHandler struct {
 	mux          *runtime.ServeMux
 	streams      Streamer
 	authenticate Authenticator
+	// The wire formats of its streams, made with the handler for the one
+	// Streamer it serves: an event's encoding in each is made once, however
+	// many subscribers receive it (see stream.Format). ndjson is one
+	// {"result": StreamEventsResponse} object per line, as grpc-gateway
+	// writes a server stream; sse is Server-Sent Events (see encodeSSE).
+	ndjson, sse *stream.Format[[]byte]
+}
+
+// newStreamHandler returns the handler of streams served by streams, with
+// formats of its own.
+func newStreamHandler(mux *runtime.ServeMux, streams Streamer, authenticate Authenticator) *streamHandler {
+	return &streamHandler{
+		mux: mux, streams: streams, authenticate: authenticate,
+		ndjson: stream.NewFormat(encodeNDJSON), sse: stream.NewFormat(encodeSSE),
+	}
 }
 
 // streamEventsParams is grpc-gateway's query filter of StreamEvents: no
@@ -99,9 +104,9 @@ func (h *streamHandler) serve(w http.ResponseWriter, r *http.Request, _ map[stri
 		}
 		req.AfterSequence, req.Epoch, req.StartTime, req.FromEarliest = &after, epoch, nil, false
 	}
-	sink := &httpSink{w: w, rc: http.NewResponseController(w), format: ndjsonFormat, contentType: ndjsonType}
+	sink := &httpSink{w: w, rc: http.NewResponseController(w), format: h.ndjson, contentType: ndjsonType}
 	if sse {
-		sink.format, sink.contentType = sseFormat, sseType
+		sink.format, sink.contentType, sink.sse = h.sse, sseType, true
 	}
 	actx, err := h.authenticate(ctx, r, token)
 	if err == nil {
@@ -200,8 +205,9 @@ func acceptsSSE(r *http.Request) bool {
 type httpSink struct {
 	w           http.ResponseWriter
 	rc          *http.ResponseController
-	format      *stream.Format
+	format      *stream.Format[[]byte]
 	contentType string
+	sse         bool // format is Server-Sent Events
 	started     bool
 	buf         []byte
 }
@@ -216,7 +222,7 @@ func (s *httpSink) Send(msgs []*stream.Message) (int, error) {
 		h.Set("X-Accel-Buffering", "no")
 		s.w.WriteHeader(http.StatusOK)
 		s.started = true
-		if s.format == sseFormat {
+		if s.sse {
 			s.buf = fmt.Appendf(s.buf[:0], "retry: %d\n\n", sseRetry)
 		}
 	}
@@ -224,7 +230,7 @@ func (s *httpSink) Send(msgs []*stream.Message) (int, error) {
 	// is written from its shared encoding rather than copied, so that what a
 	// stream holds of its own stays within maxBatch whatever it sends.
 	for _, m := range msgs {
-		b, err := m.Encode(s.format)
+		b, err := s.format.Encode(m)
 		if err != nil {
 			return 0, err
 		}
@@ -287,7 +293,7 @@ func writeErr(err error) error {
 // format.
 func (s *httpSink) encodeError(err error) ([]byte, error) {
 	st := status.Convert(err)
-	if s.format == sseFormat {
+	if s.sse {
 		return sseError(st)
 	}
 	return errorLine(st)

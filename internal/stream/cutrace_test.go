@@ -40,7 +40,7 @@ type cutOnEvent struct{ *Service }
 
 func (c cutOnEvent) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
 	hs := &afterSend{ServerStreamingServer: out}
-	g := newGRPCSink(hs, c.opts.WriteTimeout)
+	g := newGRPCSink(hs, c.grpc, c.opts.WriteTimeout)
 	defer g.close()
 	var once sync.Once
 	hs.hook = func(m any) {

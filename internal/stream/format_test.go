@@ -11,18 +11,21 @@ import (
 	"github.com/eventsvc/eventsvc/internal/stream"
 )
 
-// encodings counts the calls of countingFormat's encoder.
-var encodings atomic.Int64
+// countingFormat returns a wire format whose encoding is the message's
+// cursor, and counts its encoder's calls in n.
+func countingFormat(n *atomic.Int64) *stream.Format[[]byte] {
+	return stream.NewFormat(func(m *stream.Message) ([]byte, error) {
+		n.Add(1)
+		return []byte{byte(m.Cursor())}, nil
+	})
+}
 
-// countingFormat is a wire format whose encoding is the message's cursor.
-var countingFormat = stream.NewFormat(func(m *stream.Message) ([]byte, error) {
-	encodings.Add(1)
-	return []byte{byte(m.Cursor())}, nil
-})
-
-// formatSink encodes every event it is given in countingFormat and hands
-// their sequences to a channel.
-type formatSink struct{ events chan uint64 }
+// formatSink encodes every event it is given in format and hands their
+// sequences to a channel.
+type formatSink struct {
+	format *stream.Format[[]byte]
+	events chan uint64
+}
 
 func (f formatSink) Send(msgs []*stream.Message) (int, error) {
 	for _, m := range msgs {
@@ -30,7 +33,7 @@ func (f formatSink) Send(msgs []*stream.Message) (int, error) {
 		if m.Kind() != stream.KindEvent {
 			continue
 		}
-		b, err := m.Encode(countingFormat)
+		b, err := f.format.Encode(m)
 		if err != nil {
 			return 0, err
 		}
@@ -47,10 +50,12 @@ func TestEventEncodedOncePerFormat(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	const subs = 50
+	var encodings atomic.Int64
+	format := countingFormat(&encodings)
 	var wg sync.WaitGroup
 	sinks := make([]formatSink, subs)
 	for i := range sinks {
-		sinks[i] = formatSink{make(chan uint64, 100)}
+		sinks[i] = formatSink{format, make(chan uint64, 100)}
 		wg.Go(func() { h.svc.Subscribe(ctx, &eventsv1.StreamEventsRequest{}, sinks[i]) })
 	}
 	waitFor(t, "the subscribers to register", func() bool { return h.svc.Subscribers() == subs })

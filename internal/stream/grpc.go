@@ -23,27 +23,30 @@ import (
 
 // StreamEvents implements EventService.StreamEvents over gRPC: Subscribe
 // with the gRPC stream as the sink. Serve it with ServerOptions, which make
-// a send that the client does not take cut short (see Interrupter).
+// a send that the client does not take cut short (see grpcSink).
 func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.ServerStreamingServer[eventsv1.StreamEventsResponse]) error {
-	sink := newGRPCSink(out, s.opts.WriteTimeout)
+	sink := newGRPCSink(out, s.grpc, s.opts.WriteTimeout)
 	defer sink.close()
 	return s.Subscribe(out.Context(), req, sink)
 }
 
-// grpcSink sends a stream's messages with SendMsg.
+// grpcSink sends a stream's messages with SendMsg. It is a transport like
+// any other to the core: it uses only what the core offers every sink (it
+// is a Watcher and an Interrupter, and encodes in the Service's gRPC
+// Format).
 //
 // grpc-go's SendMsg blocks while the client's flow-control window is full
 // and has no deadline of its own; what unblocks it is the end of the
 // stream's context, which the transport watches. ServerOptions's tap handle
 // gives every StreamEvents call a context that the sink can cancel: the
 // watchdog does so when a send has made no progress for the write timeout,
-// and Service.Interrupt at the end of a shutdown's grace period. The message
-// being sent is then not queued to the transport, so the last message whose
+// and Interrupt at the end of a shutdown's grace period. The message being
+// sent is then not queued to the transport, so the last message whose
 // SendMsg succeeded is exactly the last the client gets.
 //
 // A SendMsg that fails makes grpc-go end the stream at once with
 // CANCELLED, ahead of the handler's own status. So that the client still
-// learns why and where to resume, interrupt first sets, as trailer metadata,
+// learns why and where to resume, Interrupt first sets, as trailer metadata,
 // the status details the handler would have sent, under CANCELLED (the one
 // code grpc-go then accepts with them). A send that completes as the cut
 // comes (grpc-go may still take it) ends Send at once: no SendMsg follows a
@@ -52,6 +55,7 @@ func (s *Service) StreamEvents(req *eventsv1.StreamEventsRequest, out grpc.Serve
 // Interrupt), so that the handler always has such a status to return.
 type grpcSink struct {
 	out     grpc.ServerStream
+	format  *Format[*grpcMessage]
 	cancel  context.CancelFunc // nil without the tap handle: sends cannot be cut short
 	timeout time.Duration
 	// watchdog checks, every timeout while sends are in progress, that they
@@ -63,10 +67,9 @@ type grpcSink struct {
 	progress atomic.Uint64 // messages sent, ever
 	seen     atomic.Uint64 // progress when the watchdog last looked
 
-	// Set by prepare, before the first send.
-	sub   *subscriber
-	epoch string
-	// sent is the cursor of the last message SendMsg took.
+	// st is the stream, set by Watch before the first send.
+	st Stream
+	// sent is the cursor of the last message SendMsg took (0: none yet).
 	sent atomic.Uint64
 	// cut is set once the sink was interrupted: no SendMsg is attempted
 	// after, so the trailer's resume position stays exact.
@@ -75,8 +78,8 @@ type grpcSink struct {
 	once    sync.Once
 }
 
-func newGRPCSink(out grpc.ServerStream, timeout time.Duration) *grpcSink {
-	g := &grpcSink{out: out, timeout: timeout}
+func newGRPCSink(out grpc.ServerStream, format *Format[*grpcMessage], timeout time.Duration) *grpcSink {
+	g := &grpcSink{out: out, format: format, timeout: timeout}
 	g.cancel, _ = out.Context().Value(cancelKey{}).(context.CancelFunc)
 	if g.cancel != nil {
 		g.watchdog = time.AfterFunc(timeout, g.check)
@@ -85,11 +88,8 @@ func newGRPCSink(out grpc.ServerStream, timeout time.Duration) *grpcSink {
 	return g
 }
 
-// prepare tells the sink its stream and where it starts.
-func (g *grpcSink) prepare(sub *subscriber, c cursor) {
-	g.sub, g.epoch = sub, c.epoch
-	g.sent.Store(c.last)
-}
+// Watch is told the stream the sink serves, before the first send.
+func (g *grpcSink) Watch(st Stream) { g.st = st }
 
 func (g *grpcSink) Send(msgs []*Message) (int, error) {
 	g.busy.Store(true)
@@ -106,8 +106,8 @@ func (g *grpcSink) Send(msgs []*Message) (int, error) {
 			return i, err
 		}
 		g.progress.Add(1)
-		if m.cursor > g.sent.Load() {
-			g.sent.Store(m.cursor)
+		if c := m.Cursor(); c > g.sent.Load() {
+			g.sent.Store(c)
 		}
 		// A cut that came while this send completed (grpc-go may take a
 		// message even as its context ends) read sent before it moved: the
@@ -120,22 +120,46 @@ func (g *grpcSink) Send(msgs []*Message) (int, error) {
 	return len(msgs), nil
 }
 
+// grpcMessage is a Message's encoding for gRPC (see newGRPCFormat), shared
+// by every stream that sends it: its protobuf bytes as the one buffer the
+// codec hands the transport, and, for an event, the frame that the first
+// stream to send it prepared (grpc.PreparedMsg saves every other send the
+// framing and its allocations). The frame is prepared on a stream, not by
+// the Format's encoder, because grpc.PreparedMsg takes its codec and
+// compressor from a stream.
+type grpcMessage struct {
+	pb       mem.BufferSlice
+	prepared atomic.Pointer[grpc.PreparedMsg]
+}
+
+// newGRPCFormat returns the Format in which a Service's gRPC streams send
+// messages: each Message is wrapped for gRPC once, however many streams
+// send it. Its encoder cannot fail.
+func newGRPCFormat() *Format[*grpcMessage] {
+	return NewFormat(func(m *Message) (*grpcMessage, error) {
+		// A SliceBuffer does not return its bytes to a pool when freed, so
+		// the shared bytes are never recycled under another subscriber.
+		return &grpcMessage{pb: mem.BufferSlice{mem.SliceBuffer(m.Protobuf())}}, nil
+	})
+}
+
 // wire is what SendMsg is given for m: an event as a grpc.PreparedMsg,
-// framed once for every stream that sends it (see Message.prepared), or m
-// itself, which the codec sends as its prepared bytes.
+// framed once for every stream that sends it, or m's grpcMessage, which the
+// codec sends as its protobuf bytes.
 func (g *grpcSink) wire(m *Message) any {
-	if m.kind != KindEvent || !sharePrepared {
-		return m
+	w, _ := g.format.Encode(m) // the encoder cannot fail
+	if m.Kind() != KindEvent || !sharePrepared {
+		return w
 	}
-	if p := m.prepared.Load(); p != nil {
+	if p := w.prepared.Load(); p != nil {
 		return p
 	}
 	p := new(grpc.PreparedMsg)
-	if err := p.Encode(g.out, m); err != nil {
-		return m
+	if err := p.Encode(g.out, w); err != nil {
+		return w
 	}
-	m.prepared.CompareAndSwap(nil, p)
-	return m.prepared.Load()
+	w.prepared.CompareAndSwap(nil, p)
+	return w.prepared.Load()
 }
 
 // sharePrepared: a PreparedMsg framed on one stream may be sent on another
@@ -191,21 +215,26 @@ var errInterrupted = errors.New("stream: send interrupted")
 func (g *grpcSink) stall() {
 	// The stream ends first, so that however the send turns out, the
 	// handler returns a status with the exact position.
-	g.sub.stop(stalled(g.timeout))
+	g.st.Stall()
 	g.stalled.Store(true)
-	g.interrupt(g.sub.ended())
+	g.Interrupt()
 }
 
-// interrupt cuts short the send in progress (and any later one), leaving
-// the client the status details of e with the resume position. It may be
-// called from any goroutine, more than once.
-func (g *grpcSink) interrupt(e *ending) {
+// Interrupt cuts short the send in progress (and any later one), leaving
+// the client the status details of the stream's ending with the resume
+// position. It may be called from any goroutine, more than once.
+func (g *grpcSink) Interrupt() {
 	if g.cancel == nil || !g.cut.CompareAndSwap(false, true) {
 		return
 	}
-	st := resumeStatus(codes.Canceled, e.reason, e.msg, g.sent.Load(), g.epoch)
-	if b, err := proto.Marshal(status.Convert(st).Proto()); err == nil {
-		g.out.SetTrailer(metadata.Pairs(statusDetailsTrailer, string(b)))
+	if err := g.st.Status(g.sent.Load()); err != nil {
+		// The details of the stream's own status, under the one code that
+		// grpc-go accepts with them after a failed send.
+		st := status.Convert(err).Proto()
+		st.Code = int32(codes.Canceled)
+		if b, err := proto.Marshal(st); err == nil {
+			g.out.SetTrailer(metadata.Pairs(statusDetailsTrailer, string(b)))
+		}
 	}
 	g.cancel()
 }
@@ -239,14 +268,13 @@ func interruptibleStreams(ctx context.Context, info *tap.Info) (context.Context,
 
 // ServerOptions returns the options of a gRPC server that serves
 // EventService: the tap handle that lets a stream cut a stuck send short,
-// the codec that sends each event as the hub encoded it once for all its
-// subscribers, and per-connection settings that keep idle subscribers cheap.
-// Add the server's own (credentials, interceptors) to them.
+// the codec that sends each message as the Service's gRPC Format encoded it
+// once for all its subscribers, and per-connection settings that keep idle subscribers
+// cheap. Add the server's own (credentials, interceptors) to them.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.InTapHandle(interruptibleStreams),
-		// Events are encoded once by the hub and sent as is to every
-		// subscriber.
+		// Messages are encoded once and sent as is to every subscriber.
 		grpc.ForceServerCodecV2(preparedCodec{encoding.GetCodecV2(protocodec.Name)}),
 		// Per-connection memory: an idle subscriber should cost little. The
 		// write buffer is returned to a pool between writes (grpc-go's
@@ -260,12 +288,12 @@ func ServerOptions() []grpc.ServerOption {
 	}
 }
 
-// preparedCodec sends a *Message as its protobuf bytes, encoded once;
+// preparedCodec sends a *grpcMessage as its protobuf bytes, encoded once;
 // everything else goes through the standard protobuf codec.
 type preparedCodec struct{ encoding.CodecV2 }
 
 func (c preparedCodec) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(*Message); ok {
+	if m, ok := v.(*grpcMessage); ok {
 		// gRPC reads the slice and frees its buffers, which for a
 		// SliceBuffer does nothing; it neither changes nor keeps the slice.
 		return m.pb, nil

@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -17,28 +15,31 @@ import (
 )
 
 // Message is one StreamEventsResponse on its way to subscribers, encoded
-// once in protobuf binary form and, on first use, once in each other wire
-// Format; the encodings are shared read-only by every stream that sends it.
-// An event's Message is built once by the hub for all local subscribers; a
-// heartbeat or a gap is built for one stream. A Message is safe for
-// concurrent use.
+// once in protobuf binary form and, on first use, once in each Format a
+// stream sends it in; the encodings are shared read-only by every stream that
+// sends it. An event's Message is built once by the hub for all local
+// subscribers; a heartbeat or a gap is built for one stream. A Message is
+// safe for concurrent use.
 type Message struct {
 	kind   Kind
 	cursor uint64
 	// stored is when the log stored the event (zero for other kinds): the
 	// start of the wait that Observer.DeliveryWait reports.
 	stored time.Time
-	// pb is the protobuf encoding as the one buffer the gRPC codec hands to
-	// the transport, built once rather than for every send.
-	pb mem.BufferSlice
-	// encoded caches the encoding in each registered Format; mu makes
-	// concurrent first uses wait for one encoding rather than each make one.
-	encoded [maxFormats]atomic.Pointer[[]byte]
-	mu      sync.Mutex
-	// prepared is an event framed for gRPC once, on the first stream that
-	// sends it, and sent as is on every other (grpc.PreparedMsg saves each
-	// send the framing and its allocations).
-	prepared atomic.Pointer[grpc.PreparedMsg]
+	pb     []byte
+	// encodings holds m's encoding in each Format it was sent in, newest
+	// first; a node is never changed once published, so that readers need
+	// no lock. mu makes concurrent first uses of a Format wait for one
+	// encoding rather than each make one.
+	encodings atomic.Pointer[encoded]
+	mu        sync.Mutex
+}
+
+// encoded is a Message's encoding in one Format.
+type encoded struct {
+	format any // the *Format[T]: its identity is the key
+	value  any // the T
+	next   *encoded
 }
 
 // Kind is what a Message carries.
@@ -59,67 +60,75 @@ func (m *Message) Kind() Kind { return m.kind }
 // first one the stream may send.
 func (m *Message) Cursor() uint64 { return m.cursor }
 
+// Protobuf returns m in protobuf binary form. The bytes are shared with
+// every stream that sends m: the caller must not modify them.
+func (m *Message) Protobuf() []byte { return m.pb }
+
 // Response decodes m. Each call decodes anew: use it to build a Format's
-// encoding, which Encode then keeps.
+// encoding, which the Format then keeps.
 func (m *Message) Response() (*eventsv1.StreamEventsResponse, error) {
 	resp := new(eventsv1.StreamEventsResponse)
-	if err := proto.Unmarshal(m.pb[0].ReadOnlyData(), resp); err != nil {
+	if err := proto.Unmarshal(m.pb, resp); err != nil {
 		return nil, fmt.Errorf("stream: decode message at %d: %w", m.cursor, err)
 	}
 	return resp, nil
 }
 
-// maxFormats bounds the Formats a process may register: each Message holds
-// a slot per Format.
-const maxFormats = 4
-
-// Format is a wire format of stream messages other than gRPC's protobuf
-// (REST's newline-delimited JSON, Server-Sent Events). The encoding of a
-// Message in a Format is computed at most once, however many streams send
-// it, and shared.
-type Format struct {
-	slot   int
-	encode func(*Message) ([]byte, error)
+// Format is a wire format of stream messages, in which a Message is encoded
+// (as a T) at most once, however many streams send it, and shared: REST's
+// newline-delimited JSON and Server-Sent Events, gRPC's frames. It belongs to
+// whoever sends in it, made along with the Service it serves (the Service
+// makes gRPC's in New, the REST gateway its own when it is built); the core
+// keeps the encodings, per Message, and never looks inside them. There is no
+// registry and no bound on how many Formats there are. A Format's identity
+// is its key: make each once per Service, not per stream (each one a Message
+// is sent in costs it a little memory, for as long as it is held). A Format
+// is safe for concurrent use.
+type Format[T any] struct {
+	encode func(*Message) (T, error)
 }
 
-var formats atomic.Int32
-
-// NewFormat registers a wire format whose encoding of a Message is
-// encode(m). encode must be deterministic and safe for concurrent use; its
-// result must not be modified afterwards. NewFormat panics past maxFormats
-// formats, a programming error: call it once per format, at start-up.
-func NewFormat(encode func(*Message) ([]byte, error)) *Format {
-	n := int(formats.Add(1)) - 1
-	if n >= maxFormats {
-		panic("stream: too many formats")
-	}
-	return &Format{slot: n, encode: encode}
+// NewFormat returns a wire format whose encoding of a Message is encode(m).
+// encode must be deterministic and safe for concurrent use; its result is
+// shared by every stream that sends m and must not be modified afterwards.
+func NewFormat[T any](encode func(*Message) (T, error)) *Format[T] {
+	return &Format[T]{encode: encode}
 }
 
 // Encode returns m in format f, encoding it on first use: at most once per
 // Message and Format, however many streams send it (concurrent first uses
 // wait for the one encoding). A failed encoding is not kept.
-func (m *Message) Encode(f *Format) ([]byte, error) {
-	if b := m.encoded[f.slot].Load(); b != nil {
-		return *b, nil
+func (f *Format[T]) Encode(m *Message) (T, error) {
+	if v, ok := f.cached(m.encodings.Load()); ok {
+		return v, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if b := m.encoded[f.slot].Load(); b != nil {
-		return *b, nil
+	head := m.encodings.Load()
+	if v, ok := f.cached(head); ok {
+		return v, nil
 	}
-	b, err := f.encode(m)
+	v, err := f.encode(m)
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	m.encoded[f.slot].Store(&b)
-	return b, nil
+	m.encodings.Store(&encoded{format: f, value: v, next: head})
+	return v, nil
+}
+
+// cached looks f up in a Message's encodings, from e.
+func (f *Format[T]) cached(e *encoded) (T, bool) {
+	for ; e != nil; e = e.next {
+		if e.format == any(f) {
+			return e.value.(T), true
+		}
+	}
+	var zero T
+	return zero, false
 }
 
 func newMessage(kind Kind, cursor uint64, stored time.Time, b []byte) *Message {
-	// A SliceBuffer does not return its bytes to a pool when freed, so the
-	// shared bytes are never recycled under another subscriber.
-	return &Message{kind: kind, cursor: cursor, stored: stored, pb: mem.BufferSlice{mem.SliceBuffer(b)}}
+	return &Message{kind: kind, cursor: cursor, stored: stored, pb: b}
 }
 
 // Field numbers of StreamEventsResponse and Event used by eventMessage.

@@ -17,6 +17,13 @@
 // short a send in progress, so that the status names exactly the last
 // message sent.
 //
+// Transports. The core names none: a stream's Sink takes Messages, which
+// hold their protobuf bytes, and declares what more it can do through the
+// optional interfaces Interrupter and Watcher. Each transport encodes in a
+// Format of its own, made once per Service (gRPC's by New), in which every
+// Message is encoded at most once however many streams send it. The gRPC
+// transport (StreamEvents, ServerOptions) is one such sink.
+//
 // Service is safe for concurrent use.
 package stream
 
@@ -199,6 +206,10 @@ type Service struct {
 	opts Options
 	log  *slog.Logger
 	obs  Observer
+	// grpc is the Format its gRPC streams send in, made in New rather than
+	// kept by the package, so that no encoding state is shared between
+	// Services.
+	grpc *Format[*grpcMessage]
 
 	// mu protects the fields below: the open streams, their counts,
 	// whether the service has stopped, and the last Revalidate's lookup.
@@ -219,7 +230,7 @@ func New(src eventlog.Reader, opts Options) *Service {
 		src: src, hub: newHub(src, opts.Logger, opts.Observer), opts: opts,
 		log: opts.Logger.With("component", "stream"), obs: opts.Observer,
 		subs: make(map[*subscriber]struct{}), perClient: make(map[string]int),
-		drained: make(chan struct{}),
+		drained: make(chan struct{}), grpc: newGRPCFormat(),
 	}
 	s.hub.onEpochEnd = s.endEpoch
 	return s
@@ -302,7 +313,7 @@ func (s *Service) Interrupt() {
 		// ends here, so that the order of the two does not matter.
 		sub.stop(endShutdown)
 		if sub.interrupt != nil {
-			sub.interrupt(sub.ended())
+			sub.interrupt()
 		}
 	}
 }
@@ -355,28 +366,6 @@ func (s *Service) Revalidate(lookup func(credential string) (*filter.Scope, bool
 	return revoked, narrowed
 }
 
-// Sink is a stream's transport. The stream's writer, one goroutine for the
-// stream's whole life, calls it; never concurrently.
-type Sink interface {
-	// Send writes msgs, in order, and returns how many it handed to the
-	// transport. An error ends the stream; it wraps ErrStalled when the
-	// client read nothing for the transport's write timeout.
-	Send(msgs []*Message) (int, error)
-}
-
-// Interrupter is a Sink whose send in progress can be cut short from
-// another goroutine: Interrupt makes it fail soon. Service.Interrupt calls it
-// for streams that have ended but whose send is stuck; the gRPC sink has its
-// own, which also tells the client its resume position.
-type Interrupter interface {
-	Sink
-	Interrupt()
-}
-
-// ErrStalled is what a Sink's error wraps when the client read nothing for
-// the transport's write timeout.
-var ErrStalled = errors.New("stream: the client stopped reading")
-
 // Subscribe serves one stream over sink: it validates req, resolves its
 // start position, replays stored events if it starts in the past, then
 // sends live events until ctx ends, the server ends the stream, or sink
@@ -424,12 +413,11 @@ func (s *Service) Subscribe(ctx context.Context, req *eventsv1.StreamEventsReque
 		// positions may be of either log.
 		return status.Error(codes.Unavailable, "the event log was created again while the stream started; retry the request")
 	}
-	switch sk := sink.(type) {
-	case *grpcSink:
-		sk.prepare(sub, c)
-		sub.interrupt = sk.interrupt
-	case Interrupter:
-		sub.interrupt = func(*ending) { sk.Interrupt() }
+	if w, ok := sink.(Watcher); ok {
+		w.Watch(Stream{sub: sub, start: c.last, timeout: s.opts.WriteTimeout})
+	}
+	if i, ok := sink.(Interrupter); ok {
+		sub.interrupt = i.Interrupt
 	}
 	started, revoked := s.track(sub)
 	if !started {
@@ -602,9 +590,9 @@ func (s *Service) send(sub *subscriber, sink Sink, batch []*Message, c *cursor) 
 // sendFailed returns the status of a stream whose sink failed.
 func (s *Service) sendFailed(sub *subscriber, err error, c *cursor) error {
 	if errors.Is(err, ErrStalled) {
-		// The gRPC watchdog has ended the stream already; an HTTP sink's
-		// write deadline has not. Either way it is an eviction, counted
-		// here, once, whoever cut the send.
+		// A Watcher (the gRPC sink) has ended the stream already; a sink
+		// cut by its transport's write deadline (HTTP) has not. Either way
+		// it is an eviction, counted here, once, whoever cut the send.
 		sub.stop(stalled(s.opts.WriteTimeout))
 		if e := sub.ended(); e.stall {
 			s.obs.SubscriberEvicted(sub.client.Name)

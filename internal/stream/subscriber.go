@@ -44,9 +44,9 @@ type subscriber struct {
 	room chan struct{}
 	// done is closed when end is set.
 	done chan struct{}
-	// interrupt cuts short a send in progress, telling the client e (see
-	// grpcSink); nil when the sink cannot.
-	interrupt func(e *ending)
+	// interrupt cuts short a send in progress: the sink's (see
+	// Interrupter); nil when the sink cannot.
+	interrupt func()
 
 	// live is set once the hub delivers to the subscriber; before, a replay
 	// feeds it.
@@ -69,7 +69,8 @@ type ending struct {
 	code   codes.Code
 	reason string // of the ErrorInfo detail
 	msg    string
-	// stall: the watchdog ended the stream (see grpcSink.stall).
+	// stall: the client read nothing for the write timeout (see
+	// Stream.Stall and Service.sendFailed).
 	stall bool
 }
 
