@@ -12,29 +12,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
-	"github.com/eventsvc/eventsvc"
-	eventsv1 "github.com/eventsvc/eventsvc/gen/sociocs/events/v1"
 	"github.com/eventsvc/eventsvc/internal/auth"
 	"github.com/eventsvc/eventsvc/internal/config"
-	"github.com/eventsvc/eventsvc/internal/dirlock"
 	"github.com/eventsvc/eventsvc/internal/eventlog"
-	"github.com/eventsvc/eventsvc/internal/gateway"
 	"github.com/eventsvc/eventsvc/internal/metrics"
 	"github.com/eventsvc/eventsvc/internal/natslog"
 	"github.com/eventsvc/eventsvc/internal/stream"
-	"github.com/eventsvc/eventsvc/internal/ui"
 	"github.com/eventsvc/eventsvc/internal/webhook"
 )
 
@@ -49,9 +40,6 @@ type App struct {
 	evlog  *natslog.Log
 	svc    *stream.Service
 	health *health.Server
-	// dataLock holds the data directory for this process (nil without
-	// one); released after the log closes.
-	dataLock *dirlock.Lock
 	// stopWatches ends the health Watch calls at shutdown; idempotent.
 	stopWatches func()
 
@@ -73,6 +61,9 @@ type App struct {
 	stopStreams context.CancelFunc
 	errc        chan error // first error of a serving goroutine
 	wg          sync.WaitGroup
+	// closers close what Start opened, last first: on a failed start, and
+	// at the end of Shutdown.
+	closers closers
 
 	// ready is what /readyz and the gRPC health service report; a watcher
 	// that stopReadiness ends keeps it current.
@@ -86,8 +77,11 @@ type App struct {
 	shutdownErr  error
 }
 
-// Start opens the event log, binds both listeners and starts serving. The
-// caller must call Shutdown. ctx bounds start-up only.
+// Start opens the event log, binds the listeners and starts serving. The
+// caller must call Shutdown. ctx bounds start-up only. When a step fails,
+// what the steps before it opened is closed, last first, and the error is
+// returned (it wraps config.ErrInvalid when a setting or a file it names is
+// at fault).
 func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -97,219 +91,26 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 	}
 	checkFileLimit(cfg.Stream.MaxStreams, logger)
 	a := &App{cfg: cfg, log: logger, errc: make(chan error, 4)}
-	defer func() {
-		if err != nil {
-			a.closeAll()
-		}
-	}()
 	if a.metrics, err = metrics.New(prometheus.NewRegistry()); err != nil {
 		return nil, err
 	}
-
-	// Files named by the configuration first, so that a bad one stops
-	// start-up before anything is opened or created.
-	grpcTLS, httpTLS, err := tlsConfigs(cfg.TLS)
-	if err != nil {
-		return nil, err
-	}
-	cluster, err := clusterConfig(cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Auth.File != "" {
-		if a.auth, err = auth.Load(cfg.Auth.File, logger); err != nil {
-			return nil, fmt.Errorf("%w: --auth-file: %w", config.ErrInvalid, err)
-		}
-		if !cfg.TLS.Enabled() {
-			logger.Warn("bearer tokens travel in clear text without --tls-cert and --tls-key: terminate TLS in front of eventsvc, or turn it on here")
-		}
-		if a.auth.UsesCertificates() && cfg.TLS.ClientCAFile == "" {
-			logger.Warn("clients of the auth file with a cert_subject cannot authenticate without --tls-client-ca")
-		}
-	} else {
-		logger.Warn("no --auth-file: the API is open; anyone who can reach the gRPC or HTTP port can read every event")
-	}
-	var tokenKey []byte
-	if cfg.Auth.StreamTokenSecret != "" {
-		tokenKey = []byte(cfg.Auth.StreamTokenSecret)
-	}
-	tokens, err := auth.NewStreamTokens(tokenKey, cfg.Auth.StreamTokenTTL)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --stream-token-secret: %w", config.ErrInvalid, err)
-	}
-	if a.auth != nil {
-		a.authn = &authenticator{store: a.auth, tokens: tokens, log: logger}
-	}
-
-	// One process per data directory: a second one would write the same
-	// log and corrupt it. Taken before anything in the directory is opened.
-	if cfg.Log.DataDir != "" {
-		if a.dataLock, err = dirlock.Acquire(cfg.Log.DataDir); err != nil {
-			if errors.Is(err, dirlock.ErrLocked) {
-				return nil, fmt.Errorf("%w: --data-dir: %w", config.ErrInvalid, err)
-			}
-			return nil, err
+	var s startup
+	for _, step := range []startStep{
+		a.readFiles,
+		a.lockDataDir,
+		a.openLog,
+		a.listen,
+		a.startStreams,
+		a.startGRPC,
+		a.startHTTP,
+		a.startReadiness,
+	} {
+		if err := step(ctx, &s); err != nil {
+			return nil, errors.Join(err, a.closers.closeAll())
 		}
 	}
-
-	a.evlog, err = natslog.Open(ctx, natslog.Config{
-		URL:           cfg.Log.NATSURL,
-		DataDir:       cfg.Log.DataDir,
-		StreamName:    cfg.Log.StreamName,
-		SubjectPrefix: cfg.Log.SubjectPrefix,
-		MaxAge:        cfg.Log.MaxAge,
-		MaxBytes:      cfg.Log.MaxBytes,
-		DedupeWindow:  cfg.Log.DedupeWindow,
-		Replicas:      cfg.Log.Replicas,
-		SyncAlways:    cfg.Log.SyncAlways,
-		SyncInterval:  cfg.Log.SyncInterval,
-		MaxEventBytes: int(cfg.Webhook.MaxEventBytes()),
-		StartWait:     cfg.Log.StartWait,
-		Cluster:       cluster,
-		Logger:        logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-
-	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("app: grpc listener: %w", err)
-	}
-	if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("app: http listener: %w", err)
-	}
-	if cfg.MetricsAddr != "" {
-		if a.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			return nil, fmt.Errorf("app: metrics listener: %w", err)
-		}
-	}
-
-	a.svc = stream.New(a.evlog, stream.Options{
-		BufferSize:          cfg.Stream.BufferSize,
-		Heartbeat:           cfg.Stream.Heartbeat,
-		WriteTimeout:        cfg.GRPC.WriteTimeout,
-		MaxStreams:          cfg.Stream.MaxStreams,
-		MaxStreamsPerClient: cfg.Stream.MaxStreamsPerClient,
-		DefaultPageSize:     cfg.List.DefaultPageSize,
-		MaxPageSize:         cfg.List.MaxPageSize,
-		MaxPageBytes:        cfg.GRPC.MaxSendMsgSize,
-		Logger:              logger,
-		Observer:            a.metrics,
-		StreamTokens:        tokens,
-	})
-	svcCtx, stopStreams := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopStreams = stopStreams
-	a.goServe("streams", func() error { return a.svc.Run(svcCtx) })
-	a.health = health.NewServer()
-	a.ready = newReadiness(a.health)
-	watchesStopped := make(chan struct{})
-	a.stopWatches = sync.OnceFunc(func() { close(watchesStopped) })
-	healthSvc := healthService{Server: a.health, stopped: watchesStopped}
-	// Metrics, then authentication: the gRPC server's interceptors, which
-	// the gateway also runs around REST unary calls, so that those are
-	// counted and authenticated as the same calls over gRPC.
-	unary := []grpc.UnaryServerInterceptor{a.metrics.UnaryServerInterceptor()}
-	streaming := []grpc.StreamServerInterceptor{a.metrics.StreamServerInterceptor()}
-	if a.authn != nil {
-		unary = append(unary, a.authn.unary)
-		streaming = append(streaming, a.authn.stream)
-	}
-	opts := append(grpcOptions(cfg.GRPC), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(streaming...))
-	if grpcTLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(grpcTLS)))
-	}
-	a.grpcServer = grpc.NewServer(opts...)
-	eventsv1.RegisterEventServiceServer(a.grpcServer, a.svc)
-	healthpb.RegisterHealthServer(a.grpcServer, healthSvc)
-	if cfg.GRPCReflection {
-		reflection.Register(a.grpcServer)
-	}
-	a.metrics.InitializeGRPC(a.grpcServer)
-	a.goServe("grpc", func() error { return a.grpcServer.Serve(a.grpcLn) })
-
-	// REST unary calls reach the service in process, with the gRPC
-	// server's interceptors and message bounds; no gRPC server, connection
-	// or codec stands between (each would encode and decode every event once
-	// more before it is turned into JSON).
-	gwOpts := gateway.Options{
-		Streams:        a.svc,
-		Interceptors:   unary,
-		MaxRecvMsgSize: cfg.GRPC.MaxRecvMsgSize,
-		MaxSendMsgSize: cfg.GRPC.MaxSendMsgSize,
-	}
-	if a.authn != nil {
-		gwOpts.Authenticate = a.authn.authenticateHTTP
-	}
-	gw, err := gateway.New(ctx, a.svc, gwOpts)
-	if err != nil {
-		return nil, err
-	}
-
-	secrets := make([][]byte, len(cfg.Webhook.Secrets))
-	for i, s := range cfg.Webhook.Secrets {
-		secrets[i] = []byte(s)
-	}
-	if len(secrets) == 0 {
-		logger.Warn("no --webhook-secret: unsigned webhooks are accepted; anyone who can reach the HTTP port can inject events")
-	}
-	a.hook = webhook.NewHandler(a.evlog, webhook.Options{
-		Secrets:      secrets,
-		MaxBodyBytes: cfg.Webhook.MaxBodyBytes,
-		Logger:       logger,
-		Observer:     a.metrics,
-	})
-
-	mux := http.NewServeMux()
-	a.hook.Register(mux)
-	mux.Handle("/v1/", gw)
-	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(eventsvc.OpenAPIv2)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", a.serveReadyz)
-	if a.metricsLn == nil {
-		mux.Handle("GET /metrics", a.metrics.Handler(logger))
-	} else {
-		// On a port of its own, which can stay internal, /metrics alone:
-		// its series name the clients of the auth file.
-		metricsMux := http.NewServeMux()
-		metricsMux.Handle("GET /metrics", a.metrics.Handler(logger))
-		if cfg.PProf {
-			// Profiles show where time and memory go in production; they
-			// name code, not data, but still only on the internal port.
-			metricsMux.HandleFunc("/debug/pprof/", pprof.Index)
-			metricsMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-			metricsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			metricsMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			metricsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		}
-		// The TLS config is a copy: a server sets HTTP/2 up in its own.
-		a.metricsServer = a.serveHTTP("metrics", a.metricsLn, metricsMux, httpTLS.Clone())
-	}
-	if cfg.UI {
-		ui.Register(mux)
-	}
-	a.httpServer = a.serveHTTP("http", a.httpLn, gateway.CheckParameters(gateway.CORS(cfg.Auth.CORSAllowedOrigins, isAPIPath, mux)), httpTLS)
-
-	// Ready once the first check passes; then checked again every
-	// ReadinessInterval, so that losing NATS shows and so does its return.
-	a.checkReadiness(ctx)
-	readyCtx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopReadiness = stopReadiness
-	a.goServe("readiness", func() error { a.watchReadiness(readyCtx); return nil })
-	release := &idleRelease{every: memoryCheckEvery, quiet: quietBeforeRelease, served: a.hook.Served, release: a.releaseMemory}
-	a.goServe("memory", func() error {
-		t := time.NewTicker(memoryCheckEvery)
-		defer t.Stop()
-		release.run(readyCtx, t.C)
-		return nil
-	})
 	logger.Info("eventsvc started", "http", a.HTTPAddr(), "grpc", a.GRPCAddr(), "metrics", a.MetricsAddr(), "epoch", a.evlog.Epoch(),
-		"tls", grpcTLS != nil, "auth", a.auth != nil)
+		"tls", s.grpcTLS != nil, "auth", a.auth != nil)
 	return a, nil
 }
 
@@ -440,7 +241,10 @@ func (a *App) shutdown(ctx context.Context) error {
 			a.metricsServer.Close()
 		}
 	}
-	a.closeAll()
+	// What is left: the goroutines, then the log and the data directory.
+	if err := a.closers.closeAll(); err != nil {
+		errs = append(errs, fmt.Errorf("app: close: %w", err))
+	}
 	a.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -458,6 +262,7 @@ func (a *App) serveHTTP(name string, ln net.Listener, h http.Handler, tlsConfig 
 		IdleTimeout:       a.cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
+	a.closers.push(func() error { return ignoreClosed(srv.Close()) })
 	a.goServe(name, func() error {
 		if tlsConfig != nil {
 			return srv.ServeTLS(ln, "", "")
@@ -487,47 +292,6 @@ func waitUntil(done <-chan struct{}, d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
-	}
-}
-
-// closeAll stops every part, waits for the goroutines it started, and
-// closes the log; safe on a partly started app.
-func (a *App) closeAll() {
-	if a.stopWatches != nil {
-		a.stopWatches()
-	}
-	if a.stopStreams != nil {
-		a.stopStreams()
-	}
-	if a.stopReadiness != nil {
-		a.stopReadiness()
-	}
-	if a.grpcServer != nil {
-		a.grpcServer.Stop()
-	} else if a.grpcLn != nil {
-		a.grpcLn.Close()
-	}
-	if a.httpServer != nil {
-		a.httpServer.Close()
-	} else if a.httpLn != nil {
-		a.httpLn.Close()
-	}
-	if a.metricsServer != nil {
-		a.metricsServer.Close()
-	} else if a.metricsLn != nil {
-		a.metricsLn.Close()
-	}
-	// The hub and the readiness checks use the log: it closes after them.
-	a.wg.Wait()
-	if a.evlog != nil {
-		if err := a.evlog.Close(); err != nil {
-			a.log.Warn("closing the event log", "err", err)
-		}
-	}
-	if a.dataLock != nil {
-		if err := a.dataLock.Release(); err != nil {
-			a.log.Warn("releasing the data directory's lock", "err", err)
-		}
 	}
 }
 

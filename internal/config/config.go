@@ -337,210 +337,287 @@ func Default() Config {
 // Validate reports the first invalid setting, naming it as its flag is named.
 // The error wraps ErrInvalid.
 func (c Config) Validate() error {
-	bad := func(setting, format string, args ...any) error {
-		return fmt.Errorf("%w: --%s: %s", ErrInvalid, setting, fmt.Sprintf(format, args...))
+	for _, check := range []func() error{
+		c.validateAddrs,
+		c.Webhook.validate,
+		func() error { return c.Log.validate(c.TLS) },
+		c.Stream.validate,
+		c.Auth.validate,
+		c.TLS.validate,
+		c.List.validate,
+		c.HTTP.validate,
+		func() error { return c.GRPC.validate(c.Webhook) },
+		c.validateProcess,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// invalid is the error of an invalid setting, named as its flag is named.
+func invalid(setting, format string, args ...any) error {
+	return fmt.Errorf("%w: --%s: %s", ErrInvalid, setting, fmt.Sprintf(format, args...))
+}
+
+// validateAddrs checks the servers' listen addresses.
+func (c Config) validateAddrs() error {
 	for _, a := range []struct{ name, addr string }{{"http-addr", c.HTTPAddr}, {"grpc-addr", c.GRPCAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			return bad(a.name, "%q is not host:port", a.addr)
+			return invalid(a.name, "%q is not host:port", a.addr)
 		}
 	}
 	if c.PProf && c.MetricsAddr == "" {
-		return bad("pprof", "needs --metrics-addr: the profiles are served only on the metrics port, which can stay internal")
+		return invalid("pprof", "needs --metrics-addr: the profiles are served only on the metrics port, which can stay internal")
 	}
-	if c.MetricsAddr != "" {
-		_, port, err := net.SplitHostPort(c.MetricsAddr)
-		switch {
-		case err != nil:
-			return bad("metrics-addr", "%q is not host:port", c.MetricsAddr)
-		case port != "0" && (c.MetricsAddr == c.HTTPAddr || c.MetricsAddr == c.GRPCAddr):
-			return bad("metrics-addr", "%q is the address of another server: leave --metrics-addr empty to serve /metrics on --http-addr", c.MetricsAddr)
-		}
+	if c.MetricsAddr == "" {
+		return nil
 	}
-	for _, s := range c.Webhook.Secrets {
-		if strings.TrimSpace(s) == "" {
-			return bad("webhook-secret", "empty secret in the list")
-		}
+	_, port, err := net.SplitHostPort(c.MetricsAddr)
+	switch {
+	case err != nil:
+		return invalid("metrics-addr", "%q is not host:port", c.MetricsAddr)
+	case port != "0" && (c.MetricsAddr == c.HTTPAddr || c.MetricsAddr == c.GRPCAddr):
+		return invalid("metrics-addr", "%q is the address of another server: leave --metrics-addr empty to serve /metrics on --http-addr", c.MetricsAddr)
 	}
-	if c.Webhook.MaxBodyBytes <= 0 || c.Webhook.MaxBodyBytes > MaxWebhookBody {
-		return bad("webhook-max-body", "must be 1 to %d bytes, got %d", MaxWebhookBody, c.Webhook.MaxBodyBytes)
-	}
-	if c.Log.DataDir == "" {
-		return bad("data-dir", "must be set: it holds the event id index (and, without --nats-url, the log)")
-	}
-	if !isToken(c.Log.StreamName) {
-		return bad("stream-name", "%q must be 1 to %d letters, digits, '-' or '_'", c.Log.StreamName, maxTokenLen)
-	}
-	if !isToken(c.Log.SubjectPrefix) {
-		return bad("subject-prefix", "%q must be 1 to %d letters, digits, '-' or '_'", c.Log.SubjectPrefix, maxTokenLen)
-	}
-	if c.Log.MaxAge < 0 {
-		return bad("retention-max-age", "must not be negative")
-	}
-	if c.Log.MaxBytes < 0 {
-		return bad("retention-max-bytes", "must not be negative")
-	}
-	if c.Log.DedupeWindow <= 0 {
-		return bad("dedupe-window", "must be positive")
-	}
-	if c.Log.MaxAge > 0 && c.Log.DedupeWindow > c.Log.MaxAge {
-		return bad("dedupe-window", "%s is longer than --retention-max-age %s", c.Log.DedupeWindow, c.Log.MaxAge)
-	}
-	if c.Log.Replicas < 1 || c.Log.Replicas > 5 {
-		return bad("replicas", "must be 1 to 5, got %d", c.Log.Replicas)
-	}
-	if err := c.validateCluster(bad); err != nil {
-		return err
-	}
-	if c.Log.StartWait <= 0 {
-		return bad("cluster-wait", "must be positive")
-	}
-	if c.Stream.BufferSize < 1 {
-		return bad("stream-buffer", "must be at least 1, got %d", c.Stream.BufferSize)
-	}
-	if c.Stream.Heartbeat < 100*time.Millisecond {
-		return bad("heartbeat", "must be at least 100ms, got %s", c.Stream.Heartbeat)
-	}
-	if c.Stream.MaxStreams < 0 {
-		return bad("max-streams", "must not be negative")
-	}
-	if c.Stream.MaxStreamsPerClient < 0 {
-		return bad("max-streams-per-client", "must not be negative")
-	}
-	for _, o := range c.Auth.CORSAllowedOrigins {
-		if err := checkOrigin(o); err != nil {
-			return bad("cors-allowed-origins", "%q: %v", o, err)
-		}
-	}
-	if c.Auth.StreamTokenTTL < MinStreamTokenTTL {
-		return bad("stream-token-ttl", "must be at least %s, got %s", MinStreamTokenTTL, c.Auth.StreamTokenTTL)
-	}
-	if s := c.Auth.StreamTokenSecret; s != "" && len(s) < 16 {
-		return bad("stream-token-secret", "must be at least 16 bytes")
-	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return bad("tls-cert", "--tls-cert and --tls-key go together")
-	}
-	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
-		return bad("tls-client-ca", "needs --tls-cert and --tls-key: client certificates are verified over TLS only")
-	}
+	return nil
+}
+
+// validateProcess checks the settings of the process as a whole.
+func (c Config) validateProcess() error {
 	if c.ReadinessInterval < 10*time.Millisecond {
-		return bad("readiness-interval", "must be at least 10ms, got %s", c.ReadinessInterval)
-	}
-	if c.List.MaxPageSize < 1 {
-		return bad("list-max-page-size", "must be at least 1, got %d", c.List.MaxPageSize)
-	}
-	if c.List.DefaultPageSize < 1 || c.List.DefaultPageSize > c.List.MaxPageSize {
-		return bad("list-default-page-size", "must be 1 to --list-max-page-size %d, got %d", c.List.MaxPageSize, c.List.DefaultPageSize)
-	}
-	if c.HTTP.ReadHeaderTimeout <= 0 {
-		return bad("http-read-header-timeout", "must be positive")
-	}
-	if c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
-		return bad("http-read-timeout", "%s is shorter than --http-read-header-timeout %s", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
-	}
-	if c.HTTP.IdleTimeout <= 0 {
-		return bad("http-idle-timeout", "must be positive")
-	}
-	if c.HTTP.WriteTimeout <= 0 {
-		return bad("http-write-timeout", "must be positive")
-	}
-	if c.GRPC.MaxRecvMsgSize < 1<<10 {
-		return bad("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", c.GRPC.MaxRecvMsgSize)
-	}
-	if c.GRPC.WriteTimeout <= 0 {
-		return bad("grpc-write-timeout", "must be positive")
-	}
-	if c.Webhook.MaxEventBytes() > int64(c.GRPC.MaxSendMsgSize) {
-		return bad("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least %d, three times --webhook-max-body and some",
-			c.GRPC.MaxSendMsgSize, c.Webhook.MaxEventBytes())
+		return invalid("readiness-interval", "must be at least 10ms, got %s", c.ReadinessInterval)
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		return bad("log-format", "%q is not text or json", c.LogFormat)
+		return invalid("log-format", "%q is not text or json", c.LogFormat)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		return bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+		return invalid("log-level", "%q is not debug, info, warn or error", c.LogLevel)
 	}
 	if c.ShutdownTimeout <= 0 {
-		return bad("shutdown-timeout", "must be positive")
+		return invalid("shutdown-timeout", "must be positive")
 	}
-	return c.validateSync(bad)
+	return nil
+}
+
+func (w Webhook) validate() error {
+	for _, s := range w.Secrets {
+		if strings.TrimSpace(s) == "" {
+			return invalid("webhook-secret", "empty secret in the list")
+		}
+	}
+	if w.MaxBodyBytes <= 0 || w.MaxBodyBytes > MaxWebhookBody {
+		return invalid("webhook-max-body", "must be 1 to %d bytes, got %d", MaxWebhookBody, w.MaxBodyBytes)
+	}
+	return nil
+}
+
+// validate checks the event log's settings; the embedded cluster's routes
+// use the servers' certificate, tls.
+func (l EventLog) validate(tls TLS) error {
+	if l.DataDir == "" {
+		return invalid("data-dir", "must be set: it holds the event id index (and, without --nats-url, the log)")
+	}
+	if !isToken(l.StreamName) {
+		return invalid("stream-name", "%q must be 1 to %d letters, digits, '-' or '_'", l.StreamName, maxTokenLen)
+	}
+	if !isToken(l.SubjectPrefix) {
+		return invalid("subject-prefix", "%q must be 1 to %d letters, digits, '-' or '_'", l.SubjectPrefix, maxTokenLen)
+	}
+	if err := l.validateRetention(); err != nil {
+		return err
+	}
+	if l.Replicas < 1 || l.Replicas > 5 {
+		return invalid("replicas", "must be 1 to 5, got %d", l.Replicas)
+	}
+	if err := l.validateCluster(tls); err != nil {
+		return err
+	}
+	if l.StartWait <= 0 {
+		return invalid("cluster-wait", "must be positive")
+	}
+	return l.validateSync()
+}
+
+// validateRetention checks how long and how much the log keeps, and that it
+// keeps events longer than it remembers their ids.
+func (l EventLog) validateRetention() error {
+	switch {
+	case l.MaxAge < 0:
+		return invalid("retention-max-age", "must not be negative")
+	case l.MaxBytes < 0:
+		return invalid("retention-max-bytes", "must not be negative")
+	case l.DedupeWindow <= 0:
+		return invalid("dedupe-window", "must be positive")
+	case l.MaxAge > 0 && l.DedupeWindow > l.MaxAge:
+		return invalid("dedupe-window", "%s is longer than --retention-max-age %s", l.DedupeWindow, l.MaxAge)
+	}
+	return nil
 }
 
 // validateSync checks the embedded server's durability settings.
-func (c Config) validateSync(bad func(setting, format string, args ...any) error) error {
+func (l EventLog) validateSync() error {
 	switch {
-	case c.Log.SyncInterval < 0:
-		return bad("sync-interval", "must not be negative, got %s", c.Log.SyncInterval)
-	case c.Log.SyncInterval > 0 && c.Log.SyncInterval < 10*time.Millisecond:
-		return bad("sync-interval", "must be at least 10ms (or --sync-always), got %s", c.Log.SyncInterval)
-	case c.Log.SyncAlways && c.Log.SyncInterval > 0:
-		return bad("sync-interval", "give --sync-interval or --sync-always, not both: --sync-always fsyncs every write")
-	case c.Log.NATSURL != "" && c.Log.SyncAlways:
-		return bad("sync-always", "applies to the embedded server: with --nats-url set sync_interval: always in the NATS servers' configuration")
-	case c.Log.NATSURL != "" && c.Log.SyncInterval > 0:
-		return bad("sync-interval", "applies to the embedded server: with --nats-url set sync_interval in the NATS servers' configuration")
+	case l.SyncInterval < 0:
+		return invalid("sync-interval", "must not be negative, got %s", l.SyncInterval)
+	case l.SyncInterval > 0 && l.SyncInterval < 10*time.Millisecond:
+		return invalid("sync-interval", "must be at least 10ms (or --sync-always), got %s", l.SyncInterval)
+	case l.SyncAlways && l.SyncInterval > 0:
+		return invalid("sync-interval", "give --sync-interval or --sync-always, not both: --sync-always fsyncs every write")
+	case l.NATSURL != "" && l.SyncAlways:
+		return invalid("sync-always", "applies to the embedded server: with --nats-url set sync_interval: always in the NATS servers' configuration")
+	case l.NATSURL != "" && l.SyncInterval > 0:
+		return invalid("sync-interval", "applies to the embedded server: with --nats-url set sync_interval in the NATS servers' configuration")
 	}
 	return nil
 }
 
 // validateCluster checks the embedded cluster's settings and --replicas
 // against it.
-func (c Config) validateCluster(bad func(setting, format string, args ...any) error) error {
-	cl := c.Log.Cluster
+func (l EventLog) validateCluster(tls TLS) error {
+	cl := l.Cluster
 	if cl.Listen == "" {
 		switch {
 		case len(cl.Peers) > 0:
-			return bad("cluster-peers", "needs --cluster-listen: the embedded cluster is on only with an address for its routes")
+			return invalid("cluster-peers", "needs --cluster-listen: the embedded cluster is on only with an address for its routes")
 		case cl.NodeName != "":
-			return bad("node-name", "needs --cluster-listen: it names a node of the embedded cluster")
+			return invalid("node-name", "needs --cluster-listen: it names a node of the embedded cluster")
 		case cl.CAFile != "":
-			return bad("cluster-ca", "needs --cluster-listen: it secures the routes of the embedded cluster")
-		case c.Log.Replicas > 1 && c.Log.NATSURL == "":
-			return bad("replicas", "%d needs a cluster: --nats-url of a NATS cluster, or the embedded cluster (--cluster-listen and --cluster-peers on each of %d eventsvc processes or more)",
-				c.Log.Replicas, c.Log.Replicas)
+			return invalid("cluster-ca", "needs --cluster-listen: it secures the routes of the embedded cluster")
+		case l.Replicas > 1 && l.NATSURL == "":
+			return invalid("replicas", "%d needs a cluster: --nats-url of a NATS cluster, or the embedded cluster (--cluster-listen and --cluster-peers on each of %d eventsvc processes or more)",
+				l.Replicas, l.Replicas)
 		}
 		return nil
 	}
-	if c.Log.NATSURL != "" {
-		return bad("cluster-listen", "the embedded cluster and --nats-url exclude each other: a process uses either its embedded NATS server or an external one")
+	if l.NATSURL != "" {
+		return invalid("cluster-listen", "the embedded cluster and --nats-url exclude each other: a process uses either its embedded NATS server or an external one")
 	}
 	_, port, err := net.SplitHostPort(cl.Listen)
 	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
-		return bad("cluster-listen", "%q is not host:port with a port from 1 to 65535 (the other nodes route to it)", cl.Listen)
+		return invalid("cluster-listen", "%q is not host:port with a port from 1 to 65535 (the other nodes route to it)", cl.Listen)
 	}
+	others, err := cl.otherPeers()
+	if err != nil {
+		return err
+	}
+	if !isName(cl.Name) {
+		return invalid("cluster-name", "%q must be letters, digits, '-', '_' or '.'", cl.Name)
+	}
+	if cl.NodeName != "" && !isName(cl.NodeName) {
+		return invalid("node-name", "%q must be letters, digits, '-', '_' or '.'", cl.NodeName)
+	}
+	if l.Replicas > others+1 {
+		return invalid("replicas", "%d exceeds the cluster: this node and the %d other(s) in --cluster-peers (a stream cannot have more replicas than the cluster has servers)",
+			l.Replicas, others)
+	}
+	switch {
+	case tls.Enabled() && cl.CAFile == "":
+		return invalid("cluster-ca", "is required with --tls-cert and --cluster-listen: the routes use mutual TLS, and each peer's certificate is verified against this CA")
+	case !tls.Enabled() && cl.CAFile != "":
+		return invalid("cluster-ca", "needs --tls-cert and --tls-key: they are this node's certificate on the routes")
+	}
+	return nil
+}
+
+// otherPeers checks the peers' route URLs and counts those of other nodes
+// than this one.
+func (cl Cluster) otherPeers() (int, error) {
 	if len(cl.Peers) == 0 {
-		return bad("cluster-peers", "must list the route URLs of the other nodes (nats://host:port, comma-separated) with --cluster-listen")
+		return 0, invalid("cluster-peers", "must list the route URLs of the other nodes (nats://host:port, comma-separated) with --cluster-listen")
 	}
 	others := 0
 	for _, p := range cl.Peers {
 		u, err := url.Parse(p)
 		if err != nil || (u.Scheme != "nats" && u.Scheme != "nats-route") || u.Host == "" || u.Port() == "" || u.Path != "" || u.RawQuery != "" {
-			return bad("cluster-peers", "%q is not a route URL: nats://host:port", p)
+			return 0, invalid("cluster-peers", "%q is not a route URL: nats://host:port", p)
 		}
 		if u.Host != cl.Listen {
 			others++
 		}
 	}
-	if !isName(cl.Name) {
-		return bad("cluster-name", "%q must be letters, digits, '-', '_' or '.'", cl.Name)
-	}
-	if cl.NodeName != "" && !isName(cl.NodeName) {
-		return bad("node-name", "%q must be letters, digits, '-', '_' or '.'", cl.NodeName)
-	}
-	if c.Log.Replicas > others+1 {
-		return bad("replicas", "%d exceeds the cluster: this node and the %d other(s) in --cluster-peers (a stream cannot have more replicas than the cluster has servers)",
-			c.Log.Replicas, others)
-	}
+	return others, nil
+}
+
+func (s Stream) validate() error {
 	switch {
-	case c.TLS.Enabled() && cl.CAFile == "":
-		return bad("cluster-ca", "is required with --tls-cert and --cluster-listen: the routes use mutual TLS, and each peer's certificate is verified against this CA")
-	case !c.TLS.Enabled() && cl.CAFile != "":
-		return bad("cluster-ca", "needs --tls-cert and --tls-key: they are this node's certificate on the routes")
+	case s.BufferSize < 1:
+		return invalid("stream-buffer", "must be at least 1, got %d", s.BufferSize)
+	case s.Heartbeat < 100*time.Millisecond:
+		return invalid("heartbeat", "must be at least 100ms, got %s", s.Heartbeat)
+	case s.MaxStreams < 0:
+		return invalid("max-streams", "must not be negative")
+	case s.MaxStreamsPerClient < 0:
+		return invalid("max-streams-per-client", "must not be negative")
+	}
+	return nil
+}
+
+func (a Auth) validate() error {
+	for _, o := range a.CORSAllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return invalid("cors-allowed-origins", "%q: %v", o, err)
+		}
+	}
+	if a.StreamTokenTTL < MinStreamTokenTTL {
+		return invalid("stream-token-ttl", "must be at least %s, got %s", MinStreamTokenTTL, a.StreamTokenTTL)
+	}
+	if s := a.StreamTokenSecret; s != "" && len(s) < 16 {
+		return invalid("stream-token-secret", "must be at least 16 bytes")
+	}
+	return nil
+}
+
+func (t TLS) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return invalid("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		return invalid("tls-client-ca", "needs --tls-cert and --tls-key: client certificates are verified over TLS only")
+	}
+	return nil
+}
+
+func (l List) validate() error {
+	if l.MaxPageSize < 1 {
+		return invalid("list-max-page-size", "must be at least 1, got %d", l.MaxPageSize)
+	}
+	if l.DefaultPageSize < 1 || l.DefaultPageSize > l.MaxPageSize {
+		return invalid("list-default-page-size", "must be 1 to --list-max-page-size %d, got %d", l.MaxPageSize, l.DefaultPageSize)
+	}
+	return nil
+}
+
+func (h HTTP) validate() error {
+	switch {
+	case h.ReadHeaderTimeout <= 0:
+		return invalid("http-read-header-timeout", "must be positive")
+	case h.ReadTimeout < h.ReadHeaderTimeout:
+		return invalid("http-read-timeout", "%s is shorter than --http-read-header-timeout %s", h.ReadTimeout, h.ReadHeaderTimeout)
+	case h.IdleTimeout <= 0:
+		return invalid("http-idle-timeout", "must be positive")
+	case h.WriteTimeout <= 0:
+		return invalid("http-write-timeout", "must be positive")
+	}
+	return nil
+}
+
+// validate checks the gRPC bounds; a response must have room for the
+// largest event that a webhook within w's bounds makes.
+func (g GRPC) validate(w Webhook) error {
+	switch {
+	case g.MaxRecvMsgSize < 1<<10:
+		return invalid("grpc-max-recv-msg-size", "must be at least 1024 bytes, got %d", g.MaxRecvMsgSize)
+	case g.WriteTimeout <= 0:
+		return invalid("grpc-write-timeout", "must be positive")
+	case w.MaxEventBytes() > int64(g.MaxSendMsgSize):
+		return invalid("grpc-max-send-msg-size", "%d bytes may not hold the largest event: must be at least %d, three times --webhook-max-body and some",
+			g.MaxSendMsgSize, w.MaxEventBytes())
 	}
 	return nil
 }
