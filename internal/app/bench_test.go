@@ -66,7 +66,10 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			// What the process keeps once the burst is over, against what
 			// a fresh start on the same data needs.
-			time.Sleep(10 * time.Second) // a measured interval, not a wait for an event
+			// A measured interval, not a wait for an event: past the 15 s
+			// of quiet after which memory is returned (memory.go), and
+			// the check that sees them.
+			time.Sleep(25 * time.Second)
 			b.ReportMetric(srv.rssMB(b), "rss-idle-MB")
 			srv.stop(b)
 			fresh := startIngestServer(b, kind, srv.dir)
